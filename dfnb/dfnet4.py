@@ -10,7 +10,7 @@ Docs: https://dfnb.github.io/dfnb/dfnet4.html.md"""
 __all__ = ['DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_support', 'DfNet4', 'DfNet4Lite',
            'save_checkpoint', 'load_checkpoint']
 
-# %% ../nbs/20_dfnet4.ipynb #44c180ee
+# %% ../nbs/20_dfnet4.ipynb #d21c29bc
 import contextlib, dataclasses, difflib, json, math, configparser
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -19,11 +19,11 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-# %% ../nbs/20_dfnet4.ipynb #8936de8b
+# %% ../nbs/20_dfnet4.ipynb #61f8cf30
 from .mamba import Mamba
 from .blocks import GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter
 
-# %% ../nbs/20_dfnet4.ipynb #2ee39524
+# %% ../nbs/20_dfnet4.ipynb #eb13a97b
 _POS_INT = ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "min_nb_erb_freqs", "df_order", "conv_ch",
             "enc_linear_groups", "linear_groups", "mamba_d_model", "mamba_d_state", "mamba_d_conv", "mamba_expand",
             "num_mamba_layers", "df_pathway_kernel_size_t", "hybrid_hidden")
@@ -173,7 +173,7 @@ class DfNet4Config:
                     enc_linear_groups=16, hybrid_hidden=64)
         return cls.from_dict({**base, **kw})
 
-# %% ../nbs/20_dfnet4.ipynb #c1623102
+# %% ../nbs/20_dfnet4.ipynb #21c858f3
 _DF_MAP = {"sr": int, "fft_size": int, "hop_size": int, "nb_erb": int, "nb_df": int, "min_nb_erb_freqs": int,
            "norm_tau": float, "lsnr_max": float, "lsnr_min": float, "df_order": int, "df_lookahead": int}
 _NET_MAP = {"conv_lookahead": int, "conv_ch": int, "enc_linear_groups": int, "linear_groups": int,
@@ -208,7 +208,7 @@ def migrate_config_from_dfnet3(ini_path, return_dropped: bool = False, **overrid
     cfg = DfNet4Config.from_dict(out)
     return (cfg, dropped) if return_dropped else cfg
 
-# %% ../nbs/20_dfnet4.ipynb #778b4b10
+# %% ../nbs/20_dfnet4.ipynb #f1e64f65
 def tap_offsets(order: int, lookahead: int) -> list:
     "Frame offset (relative to the output frame) of each of the `order` taps."
     return [i - (order - 1 - lookahead) for i in range(order)]
@@ -218,7 +218,7 @@ def order_support(order: int, lookahead: int, o: int) -> Tensor:
     lo = min(lookahead, (o - 1) // 2)
     return torch.tensor([float(-(o - 1 - lo) <= d <= lo) for d in tap_offsets(order, lookahead)])
 
-# %% ../nbs/20_dfnet4.ipynb #2a28dfaf
+# %% ../nbs/20_dfnet4.ipynb #bb6a9b55
 class _HybridBranch(nn.Module):
     "Magnitude-domain view: log power of the complex features and the frame energy -> causal conv -> embedding."
     def __init__(self, nb_df, hidden, emb_dim, kt=3):
@@ -267,13 +267,13 @@ class DfNet4(nn.Module):
         self.lsnr_fc = nn.Linear(d, 1)
         # ERB decoder
         self.erb_fc = nn.Sequential(GroupedLinear(d, self.emb_in_dim, c.linear_groups), nn.ReLU())
-        self.conv3p = Conv2dNormAct(C, C, 1, bias=False, separable=True)
+        self.conv3p = Conv2dNormAct(C, C, 1, bias=False)
         self.convt3 = Conv2dNormAct(C, C, k, bias=False, separable=True)
-        self.conv2p = Conv2dNormAct(C, C, 1, bias=False, separable=True)
+        self.conv2p = Conv2dNormAct(C, C, 1, bias=False)
         self.convt2 = ConvTranspose2dNormAct(C, C, k, fstride=2, bias=False, separable=False)
-        self.conv1p = Conv2dNormAct(C, C, 1, bias=False, separable=True)
+        self.conv1p = Conv2dNormAct(C, C, 1, bias=False)
         self.convt1 = ConvTranspose2dNormAct(C, C, k, fstride=2, bias=False, separable=False)
-        self.conv0p = Conv2dNormAct(C, C, 1, bias=False, separable=True)
+        self.conv0p = Conv2dNormAct(C, C, 1, bias=False)
         self.conv0_out = Conv2dNormAct(C, 1, k, bias=False, separable=True, activation=nn.Sigmoid)
         # DF decoder
         self.df_layers = nn.ModuleList([mk() for _ in range(c.df_mamba_layers)])
@@ -502,7 +502,7 @@ class DfNet4Lite(DfNet4):
         super().__init__(config if config is not None else DfNet4Config.lite(**overrides),
                          **({} if config is None else overrides))
 
-# %% ../nbs/20_dfnet4.ipynb #4189227a
+# %% ../nbs/20_dfnet4.ipynb #9a8ffc0c
 def save_checkpoint(model: DfNet4, path, **extra) -> Path:
     "Save `{'model_state_dict', 'model_config', 'model_type', **extra}` to `path`."
     if not isinstance(model, DfNet4): raise TypeError(f"save_checkpoint: model must be a DfNet4, got {type(model).__name__}")

@@ -8,16 +8,16 @@ Docs: https://dfnb.github.io/dfnb/onnx_stateful.html.md"""
 # %% auto #0
 __all__ = ['GRAPHS', 'official_model_dir', 'prune', 'make_stateful', 'check_model', 'ort_session', 'state_pairs', 'zero_states',
            'inline', 'make_combined', 'load_official', 'read_df_config', 'norm_alpha', 'erb_widths', 'FrameDsp',
-           'export_dsp', 'make_full', 'export_dfn3', 'StreamingEnhancer', 'export_cli']
+           'export_dsp', 'make_full', 'export_dfn3', 'StreamingEnhancer', 'DfNet4Step', 'export_dfnet4', 'export_cli']
 
-# %% ../nbs/40_onnx_stateful.ipynb #2598b1af
+# %% ../nbs/40_onnx_stateful.ipynb #092fa3f6
 import configparser, copy, json, os, shutil, tarfile, time, warnings
 from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# %% ../nbs/40_onnx_stateful.ipynb #36888dd0
+# %% ../nbs/40_onnx_stateful.ipynb #1193a2f4
 def official_model_dir() -> Path:
     "Directory with the official DFN3 `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx`, `config.ini`."
     try:
@@ -36,7 +36,7 @@ def official_model_dir() -> Path:
         shutil.rmtree(tmp)
     return d
 
-# %% ../nbs/40_onnx_stateful.ipynb #269f8284
+# %% ../nbs/40_onnx_stateful.ipynb #ff42e1a5
 _I64MAX = np.iinfo(np.int64).max
 
 def _const(g, name, arr):
@@ -62,7 +62,7 @@ def prune(g):
     del g.value_info[:]
     return g
 
-# %% ../nbs/40_onnx_stateful.ipynb #fa9089be
+# %% ../nbs/40_onnx_stateful.ipynb #b57808e9
 def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelProto:
     "Rewrite a sequence DFN graph: GRUs take `h0` / return `h1`, causal time pads become `<x>_buf0` / `<x>_buf1` buffers"
     m = copy.deepcopy(model); g = m.graph
@@ -123,13 +123,13 @@ def _toposort(g):
         todo = rest
     del g.node[:]; g.node.extend(out)
 
-# %% ../nbs/40_onnx_stateful.ipynb #7d31babd
+# %% ../nbs/40_onnx_stateful.ipynb #bbd97b1a
 def check_model(m: onnx.ModelProto) -> onnx.ModelProto:
     "`onnx.checker` (full check) plus strict shape inference; returns the inferred model"
     onnx.checker.check_model(m, full_check=True)
     return onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
 
-# %% ../nbs/40_onnx_stateful.ipynb #fc407372
+# %% ../nbs/40_onnx_stateful.ipynb #e51d834e
 def ort_session(model, threads: int = 1):
     "ONNX Runtime CPU session tuned for per-frame calls (`model`: path, bytes or ModelProto)"
     import onnxruntime as ort
@@ -158,7 +158,7 @@ def zero_states(sess) -> dict:
         res[i.name] = np.zeros(i.shape, np.float32)
     return res
 
-# %% ../nbs/40_onnx_stateful.ipynb #e523ec7f
+# %% ../nbs/40_onnx_stateful.ipynb #929b21f3
 def inline(dst: onnx.GraphProto, src: onnx.GraphProto, prefix: str, inputs: dict, outputs: dict):
     "Copy `src`'s nodes and initializers into `dst`, names prefixed; `inputs`/`outputs` map src io names to dst names"
     ren = {**inputs, **outputs, '': ''}
@@ -175,7 +175,7 @@ def _vi(g, name, io='input'):
     "value_info of graph input or output `name`"
     return next(v for v in (g.input if io == 'input' else g.output) if v.name == name)
 
-# %% ../nbs/40_onnx_stateful.ipynb #89375cdb
+# %% ../nbs/40_onnx_stateful.ipynb #b56df9e4
 _ENC_OUT = ['e0', 'e1', 'e2', 'e3', 'emb', 'c0']
 
 def make_combined(enc: onnx.ModelProto, erb_dec: onnx.ModelProto, df_dec: onnx.ModelProto, stateful: bool = True) -> onnx.ModelProto:
@@ -214,7 +214,7 @@ def load_official(stateful: bool = True) -> onnx.ModelProto:
     d = official_model_dir()
     return make_combined(*(onnx.load(d/f'{n}.onnx') for n in ('enc', 'erb_dec', 'df_dec')), stateful=stateful)
 
-# %% ../nbs/40_onnx_stateful.ipynb #52887315
+# %% ../nbs/40_onnx_stateful.ipynb #78cdedf4
 import torch
 from torch import nn
 
@@ -243,7 +243,7 @@ def erb_widths(cfg: dict) -> np.ndarray:
         return np.asarray(libdf.DF(sr=cfg['sr'], fft_size=cfg['fft_size'], hop_size=cfg['hop_size'], nb_bands=cfg['nb_erb'],
                                    min_nb_erb_freqs=cfg['min_nb_erb_freqs']).erb_widths())
 
-# %% ../nbs/40_onnx_stateful.ipynb #6866b5a1
+# %% ../nbs/40_onnx_stateful.ipynb #72d029fd
 class FrameDsp(nn.Module):
     "Per-frame DFN signal path with explicit state: `front` (samples -> spectrum, features) and `back` (-> samples)"
     def __init__(self, cfg: dict, widths=None):
@@ -332,7 +332,7 @@ class FrameDsp(nn.Module):
         out = t[:self.hop] + syn_mem0
         return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
 
-# %% ../nbs/40_onnx_stateful.ipynb #2a2acc4b
+# %% ../nbs/40_onnx_stateful.ipynb #a69d6394
 class _Fn(nn.Module):
     def __init__(self, f): super().__init__(); self.f = f
     def forward(self, *a): return self.f(*a)
@@ -383,7 +383,7 @@ def make_full(combined: onnx.ModelProto, front: onnx.ModelProto, back: onnx.Mode
     m.ir_version = combined.ir_version
     return m
 
-# %% ../nbs/40_onnx_stateful.ipynb #fcecde35
+# %% ../nbs/40_onnx_stateful.ipynb #de709a9f
 GRAPHS = ('enc', 'erb_dec', 'df_dec', 'combined', 'full', 'stateless')
 
 def _save(m: onnx.ModelProto, path: Path, opset: int):
@@ -432,7 +432,7 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
     written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #be0d2638
+# %% ../nbs/40_onnx_stateful.ipynb #fe4fef0e
 class StreamingEnhancer:
     "Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call"
     def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1):
@@ -503,26 +503,98 @@ class StreamingEnhancer:
 
     def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
 
-# %% ../nbs/40_onnx_stateful.ipynb #6f355d4c
+# %% ../nbs/40_onnx_stateful.ipynb #765fe4bc
+def _flat(template, st, pre=''):
+    "Flatten a nested state (dicts/lists of tensors, following `template`'s order; the `skip` counter is left out)"
+    if isinstance(template, dict): return [x for k in template if k != 'skip' for x in _flat(template[k], st[k], f'{pre}{k}_')]
+    if isinstance(template, (list, tuple)): return [x for i, v in enumerate(template) for x in _flat(v, st[i], f'{pre}{i}_')]
+    return [(pre.rstrip('_').replace('.', '_'), st)]
+
+def _unflat(template, tensors):
+    it = iter(tensors)
+    def go(s):
+        if isinstance(s, dict): return {k: (v if k == 'skip' else go(v)) for k, v in s.items()}
+        if isinstance(s, (list, tuple)): return type(s)(go(v) for v in s)
+        return next(it)
+    return go(template)
+
+class DfNet4Step(nn.Module):
+    "DFNet4's per-frame network with flat state tensors: `feat_erb, feat_spec, *states -> m, coefs, lsnr, *new_states`"
+    def __init__(self, model):
+        super().__init__(); self.model = model
+        self.template = model.init_state(1); self.template['skip'] = 0
+        self.state_names = [n for n, _ in _flat(self.template, self.template)]
+    def init_states(self): return [t for _, t in _flat(self.template, self.template)]
+    def forward(self, feat_erb, feat_spec, *states):
+        g, cf, ls, new = self.model._net(feat_erb, feat_spec, _unflat(self.template, states))
+        return (g.reshape(1, 1, 1, -1), cf.reshape(1, 1, cf.shape[-3], -1), ls.reshape(1, 1, 1),
+                *[t for _, t in _flat(self.template, new)])
+
+def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) -> dict:
+    "Export a `dfnb.dfnet4` model (DfNet4 / DfNet4Lite) as a per-frame stateful `combined.onnx` and `full.onnx`"
+    bad = [g for g in graphs if g not in ('combined', 'full')]
+    if bad: raise ValueError(f"graphs: DFNet4 export supports 'combined' and 'full', got {bad}")
+    if int(opset) < 18: raise ValueError(f'opset: DFNet4 export needs opset >= 18 (dynamo exporter), got {opset}')
+    c = model.config; model = model.eval().float()
+    cfg = dict(sr=c.sr, fft_size=c.fft_size, hop_size=c.hop_size, nb_erb=c.nb_erb, nb_df=c.nb_df, norm_tau=c.norm_tau,
+               min_nb_erb_freqs=c.min_nb_erb_freqs, df_order=model.O, df_lookahead=c.df_lookahead, conv_lookahead=c.conv_lookahead)
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    step = DfNet4Step(model)
+    args = (torch.zeros(1, 1, 1, c.nb_erb), torch.zeros(1, 2, 1, c.nb_df), *step.init_states())
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')
+        prog = torch.onnx.export(step, args, dynamo=True, opset_version=int(opset), verbose=False,
+                                 input_names=['feat_erb', 'feat_spec', *[n + '_s0' for n in step.state_names]],
+                                 output_names=['m', 'coefs', 'lsnr', *[n + '_s1' for n in step.state_names]])
+    net = prog.model_proto
+    written = {'combined': out/'combined.onnx'}
+    net = _save(net, out/'combined.onnx', int(opset))
+    front, back = export_dsp(FrameDsp(cfg), opset=int(opset))
+    for n, m in (('front', front), ('back', back)): _save(m, out/f'{n}.onnx', int(opset)); written[n] = out/f'{n}.onnx'
+    if 'full' in graphs: _save(make_full(net, front, back), out/'full.onnx', int(opset)); written['full'] = out/'full.onnx'
+    ini = configparser.ConfigParser()
+    ini['df'] = {k: str(cfg[k]) for k in ('sr', 'fft_size', 'hop_size', 'nb_erb', 'nb_df', 'norm_tau', 'min_nb_erb_freqs', 'df_order', 'df_lookahead')}
+    ini['deepfilternet'] = {'conv_lookahead': str(cfg['conv_lookahead'])}
+    with open(out/'config.ini', 'w') as f: ini.write(f)
+    L = cfg['conv_lookahead']
+    meta = dict(model=type(model).__name__, sample_rate=cfg['sr'], hop_size=cfg['hop_size'], fft_size=cfg['fft_size'],
+                lookahead_frames=L, delay_samples=cfg['fft_size'] - cfg['hop_size'] + L * cfg['hop_size'], opset=int(opset),
+                graphs=sorted(written), model_config=c.to_dict(), df=cfg,
+                states={n: {i: [d.dim_value for d in _vi(onnx.load(str(p)).graph, i).type.tensor_type.shape.dim]
+                            for i in state_pairs(onnx.load(str(p)))} for n, p in written.items()},
+                contract='as for DeepFilterNet3: <s>0 inputs / <s>1 outputs are states starting at zero')
+    (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
+    return written
+
+# %% ../nbs/40_onnx_stateful.ipynb #f4d67971
 def export_cli(argv=None) -> int:
     "Entry point of `dfnb-export-onnx`: export a DeepFilterNet model as stateful/stateless ONNX graphs"
     import argparse, sys
     ap = argparse.ArgumentParser(prog='dfnb-export-onnx', description='Export DeepFilterNet as per-frame stateful ONNX graphs '
                                  '(enc/erb_dec/df_dec, combined.onnx, full.onnx) plus the stateless sequence graphs.')
-    ap.add_argument('model', help="'dfnet3' (official weights) or a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, config.ini")
+    ap.add_argument('model', help="'dfnet3' (official weights), a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, "
+                    "config.ini, a DFNet4 checkpoint file, or 'dfnet4' / 'dfnet4-lite' (untrained presets, for benchmarks)")
     ap.add_argument('-o', '--out-dir', required=True, help='output directory')
     ap.add_argument('--graphs', nargs='+', default=list(GRAPHS), help=f'which graphs (default all): {" ".join(GRAPHS)}')
-    ap.add_argument('--opset', type=int, default=12, help='ONNX opset (default 12, the official graphs\' opset)')
+    ap.add_argument('--opset', type=int, default=None, help='ONNX opset (default: 12 for DFN3, the official graphs\' opset; 18 for DFNet4)')
     a = ap.parse_args(argv)
     try:
-        if a.model in ('dfnet3', 'DeepFilterNet3'): src = None
+        if a.model in ('dfnet4', 'dfnet4-lite') or (Path(a.model).is_file()):
+            from dfnb import dfnet4
+            if a.model == 'dfnet4': m = dfnet4.DfNet4()
+            elif a.model == 'dfnet4-lite': m = dfnet4.DfNet4Lite()
+            else:
+                try: m = dfnet4.load_checkpoint(a.model)
+                except Exception as e: raise ValueError(f'model: {a.model} is not a readable DFNet4 checkpoint ({type(e).__name__}: {e})')
+            g = [x for x in a.graphs if x in ('combined', 'full')] if a.graphs == list(GRAPHS) else a.graphs
+            w = export_dfnet4(m, a.out_dir, graphs=g, opset=a.opset or 18)
         else:
-            p = Path(a.model)
-            if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3' nor an existing path")
-            if p.is_file(): raise ValueError(f"model: {p} is a file; checkpoint export (DFNet4) is not implemented yet, "
-                                             "pass 'dfnet3' or a DeepFilterNet3 ONNX directory")
-            src = p
-        w = export_dfn3(a.out_dir, graphs=a.graphs, opset=a.opset, source=src)
+            if a.model in ('dfnet3', 'DeepFilterNet3'): src = None
+            else:
+                p = Path(a.model)
+                if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3', 'dfnet4', 'dfnet4-lite' nor an existing path")
+                src = p
+            w = export_dfn3(a.out_dir, graphs=a.graphs, opset=a.opset or 12, source=src)
     except ValueError as e:
         print(f'dfnb-export-onnx: error: {e}', file=sys.stderr); return 2
     for k, p in w.items(): print(f'{k:10s} {p}')

@@ -45,6 +45,16 @@ def test_runtime_lsnr_range_never_gates():
     zero, erb, df = lsnr_stages(lsnr, RUNTIME_LSNR_THRESHOLDS)
     assert not zero.any() and erb.all() and df.all()
 
+@pytest.mark.parametrize("kind", ["clean", "noise"])
+def test_runtime_does_not_gate_at_lsnr_extremes(kind):
+    "Nearly clean speech (LSNR up to ~30 dB) and pure noise (LSNR -15 dB): the runtime equals the ungated graphs."
+    x = espeak("Kick the ball straight and follow through.") if kind == "clean" else 0.1 * pink_noise(96000, seed=2)
+    x = (x + 1e-3 * pink_noise(len(x), seed=9)).astype(np.float32)
+    m, st, _ = init_df("dfnet3-onnx")
+    with OfficialRuntime() as rt: yr, lsnr = rt.process(x)
+    assert (lsnr.max() > 28) if kind == "clean" else (lsnr.max() < -10)
+    assert snr_db(yr, enhance(m, st, x)) > 60
+
 def test_onnx_offline_equals_runtime():
     "The official graphs run offline with enhance's delay handling reproduce the streaming runtime to float precision."
     m, st, _ = init_df("dfnet3-onnx")

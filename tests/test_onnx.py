@@ -195,3 +195,28 @@ def test_one_hour_stability(model_dir):
             assert all(np.isfinite(v).all() for v in se.states["full"].values())
     assert smax < 1e4
     assert rss[-1] - rss[1] < 20_000, rss   # KiB
+
+
+@pytest.mark.parametrize("preset", ["DfNet4", "DfNet4Lite"])
+def test_dfnet4_stream_equals_offline(preset, tmp_path, noisy):
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    from dfnb.onnx import export_dfnet4
+    from dfnb.enhance import init_df, enhance
+    torch.manual_seed(1)
+    m = getattr(dfnet4, preset)().eval()
+    w = export_dfnet4(m, tmp_path / preset)
+    meta = json.loads(w["config"].read_text())
+    assert any(k.endswith("_s0") for k in meta["states"]["full"])
+    x = noisy[:48000]
+    ref = enhance(m, init_df(m)[1], x)
+    for graph in ("full", "combined"):
+        y = StreamingEnhancer(tmp_path / preset, graph=graph).process(x)
+        assert np.abs(y - ref).max() <= 1e-4, graph
+
+
+def test_cli_dfnet4_checkpoint(tmp_path):
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    ck = dfnet4.save_checkpoint(dfnet4.DfNet4Lite(), tmp_path / "lite.pt")
+    assert export_cli([str(ck), "-o", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "full.onnx").exists()
+    assert export_cli([str(ck), "-o", str(tmp_path / "o2"), "--opset", "12"]) == 2

@@ -4,12 +4,15 @@ Tolerance rule ("rule A", every parity assertion): for a quantity Q (spectrum, E
 synthesised audio), max |Q_dfnb - Q_libdf| <= 1e-5 * max(1, max |Q_libdf|), i.e. 1e-5 absolute for quantities of
 scale <= 1 and 1e-5 relative to the peak above that. `erb_widths` and the window must be identical.
 
-One precise exception, for ERB features computed end to end from audio: in (frame, band) cells whose band power is
-below -90 dB (within 10 dB of libDF's 1e-10 power floor), the bound is 1e-4 instead. There the feature is the log of a
-power of ~1e-10, which any float32 FFT computes only to ~1e-7 of the *frame's* peak: RustFFT (libDF) and pocketfft
-(torch) round differently, and libDF itself is up to ~2e-5 away from a float64 reference in those cells (for a chirp,
-whose bands are mostly ~80 dB below the frame's peak). `test_erb_floor_cells_as_accurate_as_libdf` checks that
-dfnb is as close to the float64 answer there as libDF is. ERB features computed from libDF's own spectrum (which
+One precise extension, for ERB features computed end to end from audio. Such a feature is (10/40) log10(P + 1e-10)
+of a band power P, and a float32 FFT computes P only up to a rounding error dP of about 1e-12..1e-11 of the *frame's*
+strongest band power Pmax (RustFFT in libDF and pocketfft in torch round differently). Carried through the dB
+conversion, that is an error of (10 / ln 10 / 40) * dP / (P + 1e-10). So each (frame, band) cell gets the bound
+    1e-5 * max(1, scale) + 0.1086 * 1e-11 * Pmax_frame / (P + 1e-10),
+where the second term is negligible (< 1e-8) for bands within 40 dB of the frame's peak and matters only for bands
+~80 dB below it and near the 1e-10 floor (a chirp has many). There libDF itself is up to ~2e-5 away from a float64
+reference; `test_erb_floor_cells_as_accurate_as_libdf` checks that dfnb is as close to the float64 answer as libDF is.
+ERB features computed from libDF's own spectrum (which
 isolates the band/dB/normalisation steps from FFT rounding) meet rule A everywhere.
 
 The worst error per quantity (absolute, and as a fraction of the allowed error) is collected in `WORST`, printed
@@ -45,16 +48,16 @@ def lib_features(p: DfParams, x: np.ndarray):
     fc = libdf.unit_norm(np.ascontiguousarray(spec[..., : p.nb_df]).copy(), p.alpha)
     return spec, fe, fc
 
-def check(name: str, ours, ref, mask=None, tol=None):
-    "Assert rule A (on the cells in `mask`, if given; else `tol` if given) and record the worst error seen for `name`."
+def check(name: str, ours, ref, extra=None):
+    "Assert rule A (plus a per-cell allowance `extra`, if given) and record the worst error seen for `name`."
     ours = ours.detach().cpu().numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours)
     assert ours.shape == ref.shape, (name, ours.shape, ref.shape)
     assert np.isfinite(ours).all(), name
     d = np.abs(ours.astype(np.complex128) - ref.astype(np.complex128))
-    if mask is not None: d = d[mask]
-    err = float(d.max()) if d.size else 0.0
     scale = max(1.0, float(np.abs(ref).max()) if ref.size else 0.0)
-    tol = tol or 1e-5 * scale
+    tol = 1e-5 * scale
+    if extra is not None: d = d / (1 + extra / tol)      # error measured in units of the cell's own bound, times tol
+    err = float(d.max()) if d.size else 0.0
     w = WORST.setdefault(name, {"max_abs_err": 0.0, "scale": scale, "err_over_tol": 0.0})
     if err / tol > w["err_over_tol"]: w.update(max_abs_err=err, scale=scale, err_over_tol=err / tol)
     assert err <= tol, f"{name}: max abs error {err:.3g} > {tol:.3g}"
@@ -83,14 +86,11 @@ def _signals(p: DfParams) -> dict:
         "brown_quiet": brown_noise(n, seed=3) * 1e-3,          # -80 dBFS: exercises the dB floor region
     }
 
-def lib_band_db(p: DfParams, spec: np.ndarray) -> np.ndarray:
-    return libdf.erb(spec.copy(), _lib(p).erb_widths())
-
 def check_erb(name, ours, ref, spec, p):
-    "Rule A on cells with band power >= -90 dB; 1e-4 on the cells near the -100 dB floor (see the module docstring)."
-    floor = lib_band_db(p, spec) < -90
-    check(name, ours, ref, mask=~floor)
-    if floor.any(): check(name + " (<-90 dB cells)", ours, ref, mask=floor, tol=1e-4)
+    "Rule A plus the float32-FFT rounding allowance of the module docstring, per (frame, band) cell."
+    P = libdf.erb(spec.copy(), _lib(p).erb_widths(), db=False).astype(np.float64)
+    extra = 10 / np.log(10) / 40 * 1e-11 * P.max(-1, keepdims=True) / (P + 1e-10)
+    check(name, ours, ref, extra=extra)
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def cfg(request):
@@ -157,13 +157,13 @@ def test_synthesis_parity(cfg):
     check(f"synthesis/{name}", synthesis(torch.from_numpy(spec), p), _lib(p).synthesis(spec.copy()))
 
 def test_long_input_stable():
-    "Five minutes (30 000 frames): the blocked normalisation stays at libDF's values (the naive alpha^-t form would be inf)."
+    "Two minutes (12 000 frames): the blocked normalisation stays at libDF's values (the naive alpha^-t form would be inf)."
     p = DfParams()
-    n = 300 * p.sr
+    n = 120 * p.sr
     x = pink_noise(n, seed=7) * (1 + 0.9 * np.sin(2 * np.pi * 0.3 * np.arange(n) / p.sr)).astype(np.float32)
     spec, fe, fc = lib_features(p, x[None])
     S, E, C = DfState(p).features(torch.from_numpy(x)[None])
-    check_erb("erb_feat/48k_300s", E, fe, spec, p); check("cplx_feat/48k_300s", C, fc)
+    check_erb("erb_feat/48k_120s", E, fe, spec, p); check("cplx_feat/48k_120s", C, fc)
 
 # ---------------------------------------------------------------- properties
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -220,8 +220,8 @@ def test_gradients_finite_through_silence():
     S, E, C = DfState().features(x)
     (E.sum() + C.abs().sum() + synthesis(S).square().sum()).backward()
     assert torch.isfinite(x.grad).all() and x.grad[0, 5000:].abs().sum() > 0
-    xs = torch.randn(1, 960 * 3, dtype=torch.float64, requires_grad=True)
-    p = DfParams()
+    p = CONFIGS["16k_320_160"]
+    xs = torch.randn(1, 320, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda z: erb_features(analysis(z, p), p), (xs,), eps=1e-6, atol=1e-5)
 
 def test_float64_input():
