@@ -6,12 +6,13 @@ for DfNet4, DfNet4Lite, each option, and dfnb's DFN3, in one run.
 RTF = processing time / audio duration (10 ms per frame). Offline: `enhance_spec` on the whole signal (network + ERB
 gains + deep filter), best of the rounds. Step: `enhance_step`, one 10 ms frame at a time (the streaming form with its state),
 best over the rounds of the median frame time. All models are timed in interleaved rounds. MACs: multiply-accumulates of the linear, convolution, GRU and selective-scan layers counted with
-forward hooks on one offline pass of 1 s (element-wise operations not counted).
+forward hooks on one offline pass of 1 s (element-wise operations not counted). Every model is timed in its inference
+form: eval mode, BatchNorm folded into the convolutions (`fold_batchnorm`; DFN3's official weights have none).
 """
 import argparse, statistics, time
 import numba, torch
 from torch import nn
-from dfnb.dfnet4 import DfNet4, DfNet4Config, DfNet4Lite
+from dfnb.dfnet4 import DfNet4, DfNet4Config, DfNet4Lite, fold_batchnorm
 from dfnb.blocks import GroupedLinear
 from dfnb.mamba import MambaBlock
 
@@ -80,7 +81,10 @@ def main(argv=None):
     T_off = int(round(a.seconds * 100))
     print(f"single thread (torch {torch.get_num_threads()}, numba {numba.get_num_threads()}), offline on {a.seconds:g} s "
           f"(best of {a.rounds} interleaved rounds), step on {a.rounds} x {a.step_frames // a.rounds} frames (best median)\n")
-    built = [(name, make().eval()) for name, make in models]
+    built, n_par = [], {}
+    for name, make in models:
+        m = make().eval(); n_par[name] = sum(p.numel() for p in m.parameters())   # as trained (BatchNorm included)
+        built.append((name, fold_batchnorm(m)))                                   # inference form (DFN3's ONNX weights come folded)
     x_off, x_step, x_mac = inputs(T_off), inputs(a.step_frames // a.rounds), inputs(100)
     off = {n: float("inf") for n, _ in built}; step = {n: float("inf") for n, _ in built}
     states = {n: m.init_enhance_state(1) for n, m in built if hasattr(m, "enhance_step")}
@@ -98,7 +102,7 @@ def main(argv=None):
     for n, m in built:
         macs = count_macs(m, lambda: m.enhance_spec(*x_mac))
         st = step[n] if n in states else None
-        rows.append((n, sum(p.numel() for p in m.parameters()), macs, off[n], st))
+        rows.append((n, n_par[n], macs, off[n], st))
         print(f"{n:32s}{rows[-1][1]:>11,d}{macs / 1e9:>9.3f}{off[n]:>13.4f}{(f'{st:.4f}' if st else 'n/a'):>10s}", flush=True)
     r = {row[0]: row for row in rows}
     print("\nratios")

@@ -8,9 +8,9 @@ Docs: https://dfnb.github.io/dfnb/dfnet4.html.md"""
 
 # %% auto #0
 __all__ = ['DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_support', 'DfNet4', 'DfNet4Lite',
-           'save_checkpoint', 'load_checkpoint']
+           'save_checkpoint', 'load_checkpoint', 'fold_batchnorm']
 
-# %% ../nbs/20_dfnet4.ipynb #d21c29bc
+# %% ../nbs/20_dfnet4.ipynb #169e14c9
 import contextlib, dataclasses, difflib, json, math, configparser
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -19,11 +19,11 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-# %% ../nbs/20_dfnet4.ipynb #61f8cf30
+# %% ../nbs/20_dfnet4.ipynb #3a2cb25e
 from .mamba import Mamba
 from .blocks import GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter
 
-# %% ../nbs/20_dfnet4.ipynb #eb13a97b
+# %% ../nbs/20_dfnet4.ipynb #e44231be
 _POS_INT = ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "min_nb_erb_freqs", "df_order", "conv_ch",
             "enc_linear_groups", "linear_groups", "mamba_d_model", "mamba_d_state", "mamba_d_conv", "mamba_expand",
             "num_mamba_layers", "df_pathway_kernel_size_t", "hybrid_hidden")
@@ -173,7 +173,7 @@ class DfNet4Config:
                     enc_linear_groups=16, hybrid_hidden=64)
         return cls.from_dict({**base, **kw})
 
-# %% ../nbs/20_dfnet4.ipynb #21c858f3
+# %% ../nbs/20_dfnet4.ipynb #bcbbe31c
 _DF_MAP = {"sr": int, "fft_size": int, "hop_size": int, "nb_erb": int, "nb_df": int, "min_nb_erb_freqs": int,
            "norm_tau": float, "lsnr_max": float, "lsnr_min": float, "df_order": int, "df_lookahead": int}
 _NET_MAP = {"conv_lookahead": int, "conv_ch": int, "enc_linear_groups": int, "linear_groups": int,
@@ -208,7 +208,7 @@ def migrate_config_from_dfnet3(ini_path, return_dropped: bool = False, **overrid
     cfg = DfNet4Config.from_dict(out)
     return (cfg, dropped) if return_dropped else cfg
 
-# %% ../nbs/20_dfnet4.ipynb #f1e64f65
+# %% ../nbs/20_dfnet4.ipynb #d2bb2804
 def tap_offsets(order: int, lookahead: int) -> list:
     "Frame offset (relative to the output frame) of each of the `order` taps."
     return [i - (order - 1 - lookahead) for i in range(order)]
@@ -218,7 +218,7 @@ def order_support(order: int, lookahead: int, o: int) -> Tensor:
     lo = min(lookahead, (o - 1) // 2)
     return torch.tensor([float(-(o - 1 - lo) <= d <= lo) for d in tap_offsets(order, lookahead)])
 
-# %% ../nbs/20_dfnet4.ipynb #bb6a9b55
+# %% ../nbs/20_dfnet4.ipynb #0670bedc
 class _HybridBranch(nn.Module):
     "Magnitude-domain view: log power of the complex features and the frame energy -> causal conv -> embedding."
     def __init__(self, nb_df, hidden, emb_dim, kt=3):
@@ -502,7 +502,7 @@ class DfNet4Lite(DfNet4):
         super().__init__(config if config is not None else DfNet4Config.lite(**overrides),
                          **({} if config is None else overrides))
 
-# %% ../nbs/20_dfnet4.ipynb #9a8ffc0c
+# %% ../nbs/20_dfnet4.ipynb #c5604f91
 def save_checkpoint(model: DfNet4, path, **extra) -> Path:
     "Save `{'model_state_dict', 'model_config', 'model_type', **extra}` to `path`."
     if not isinstance(model, DfNet4): raise TypeError(f"save_checkpoint: model must be a DfNet4, got {type(model).__name__}")
@@ -519,4 +519,22 @@ def load_checkpoint(path, map_location="cpu") -> DfNet4:
     model = DfNet4(DfNet4Config.from_dict(ck["model_config"]))
     model.load_state_dict(ck["model_state_dict"])
     model.checkpoint_extra = {k: v for k, v in ck.items() if k not in ("model_state_dict", "model_config")}
+    return model.eval()
+
+# %% ../nbs/20_dfnet4.ipynb #dec094e9
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    "Fold each eval-mode BatchNorm2d of the `dfnb.blocks` conv blocks of `model` into its last convolution (in place)."
+    for blk in model.modules():
+        if not (isinstance(blk, (Conv2dNormAct, ConvTranspose2dNormAct)) and isinstance(blk.norm, nn.BatchNorm2d)): continue
+        bn, conv = blk.norm, blk.convs()[-1]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias - bn.running_mean * scale
+        if isinstance(conv, nn.ConvTranspose2d):
+            if conv.groups != 1: continue                                 # [in, out/groups, ...]: not folded
+            conv.weight.mul_(scale[None, :, None, None])
+        else: conv.weight.mul_(scale[:, None, None, None])
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        conv.bias = nn.Parameter(bias.clone())
+        blk.norm = None
     return model.eval()

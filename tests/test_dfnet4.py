@@ -4,7 +4,7 @@ import json, tarfile
 from pathlib import Path
 import numpy as np, pytest, torch
 from dfnb.dfnet4 import (DfNet4Config, DfNet4, DfNet4Lite, migrate_config_from_dfnet3, save_checkpoint,
-                         load_checkpoint, order_support, tap_offsets)
+                         load_checkpoint, order_support, tap_offsets, fold_batchnorm)
 
 def tiny(**kw):
     return DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4,
@@ -202,3 +202,18 @@ def test_enhance_gating_stages():
     torch.testing.assert_close(out[:, 3:], full[:, 3:])
     g, _, _ = m.outputs(fe, fs)
     torch.testing.assert_close(out[:, 1:3], spec[:, 1:3] * (g[:, 1:3] @ m.erb_inv_fb))
+
+def test_fold_batchnorm_keeps_outputs_and_streaming():
+    m = model(tiny(hybrid_encoder=True))
+    spec, fe, fs = feats(m.config, T=8)
+    with torch.no_grad():
+        ref = m.outputs(fe, fs)
+        fold_batchnorm(m)
+        out = m.outputs(fe, fs)
+        st, gs = m.init_state(2), []
+        for t in range(8):
+            g, *_, st = m.step(fe[:, t], fs[:, t], st); gs.append(g)
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+    for a, b in zip(out, ref): torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    L = m.config.conv_lookahead
+    assert (torch.stack(gs, 1)[:, L:] - out[0][:, :8 - L]).abs().max() <= 1e-5

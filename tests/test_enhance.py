@@ -2,7 +2,7 @@
 import functools
 import numpy as np, pytest, torch
 from dfnb.enhance import OfficialRuntime, OnnxDfNet3, enhance, init_df, lsnr_stages, RUNTIME_LSNR_THRESHOLDS
-from dfnb.signals import espeak, pink_noise, babble, speech_like, mix_at_snr
+from dfnb.signals import espeak, pink_noise, white_noise, babble, speech_like, mix_at_snr
 
 def snr_db(ref, est) -> float:
     return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((ref.astype(np.float64) - est) ** 2)))
@@ -48,11 +48,11 @@ def test_runtime_lsnr_range_never_gates():
 @pytest.mark.parametrize("kind", ["clean", "noise"])
 def test_runtime_does_not_gate_at_lsnr_extremes(kind):
     "Nearly clean speech (LSNR up to ~30 dB) and pure noise (LSNR -15 dB): the runtime equals the ungated graphs."
-    x = espeak("Kick the ball straight and follow through.") if kind == "clean" else 0.1 * pink_noise(96000, seed=2)
+    x = espeak("Kick the ball straight and follow through.") if kind == "clean" else 0.1 * white_noise(96000, seed=2)
     x = (x + 1e-3 * pink_noise(len(x), seed=9)).astype(np.float32)
     m, st, _ = init_df("dfnet3-onnx")
     with OfficialRuntime() as rt: yr, lsnr = rt.process(x)
-    assert (lsnr.max() > 28) if kind == "clean" else (lsnr.max() < -10)
+    assert (lsnr.max() > 28) if kind == "clean" else (np.median(lsnr) < -14.5)
     assert snr_db(yr, enhance(m, st, x)) > 60
 
 def test_onnx_offline_equals_runtime():
