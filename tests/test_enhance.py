@@ -122,3 +122,15 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="lsnr_gating"): enhance(model, st, np.zeros(4800, np.float32), lsnr_gating=(1, 2))
     with pytest.raises(ValueError, match="model"): init_df("no-such-model")
     with pytest.raises(ValueError, match="frame"): OfficialRuntime().process_frame(np.zeros(100, np.float32))
+
+def test_init_df_from_checkpoint_and_directory(tmp_path):
+    "A dfnb checkpoint (DFNet4 config) loads by file and by directory and enhances through the same API."
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    path = dfnet4.save_checkpoint(dfnet4.DfNet4(dfnet4.DfNet4Config()), tmp_path / "ck.pt")
+    for src in (path, tmp_path):
+        model, st, suffix = init_df(src)
+        assert type(model).__name__ == "DfNet4" and not model.training
+        y = enhance(model, st, noisy_speech()[:24000])
+        assert y.shape == (24000,) and np.isfinite(y).all()
+    (tmp_path / "bad.pt").write_bytes(b"nope"); (tmp_path / "ck.pt").unlink()
+    with pytest.raises(ValueError, match="checkpoint"): init_df(tmp_path / "bad.pt")

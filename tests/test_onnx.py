@@ -240,4 +240,4 @@ def test_layer_parity_torch_vs_stateful_graph(sub):
     with parity.capture(m) as ct, torch.no_grad(): m(*args)
     co = parity.onnx_capture(g, feeds)
     rep = parity.compare(ct, co, mapping=parity.onnx_module_map(g, ct, m), atol=1e-4, rtol=1e-4)
-    assert len(rep.rows) >= 5 and not rep.failures(), repr(rep)
+    assert len(rep.rows) >= 5 and not rep.failures, repr(rep)
