@@ -6,7 +6,8 @@
 Reports milliseconds, state updates per second (batch*d_inner*L*d_state / time) and the ratio against "ref".
 The CUDA section runs only where torch sees a GPU.
 """
-import argparse, time
+import argparse, os, time
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before torch loads its OpenMP runtime (see dfnb.mamba)
 import torch
 from dfnb.mamba import selective_scan
 
@@ -50,10 +51,11 @@ def run_case(case, backends, device, reps, quick):
         def fwdbwd():
             xs = {k: v.detach().requires_grad_() for k, v in x.items()}
             selective_scan(**xs, **kw).sum().backward()
-        nrep = 1 if be == "ref" else reps
+        slow = be == "ref" or (be == "torch" and device == "cpu")    # seconds per call: one timed run, no warm-up
+        nrep, warm = (1, 0) if slow else (reps, 1)
         with torch.no_grad():
-            tf = timeit(fwd, nrep, device, warmup=0 if be == "ref" else 1) * scale
-        tb = timeit(fwdbwd, nrep, device, warmup=0 if be == "ref" else 1) * scale
+            tf = timeit(fwd, nrep, device, warmup=warm) * scale
+        tb = timeit(fwdbwd, nrep, device, warmup=warm) * scale
         rows.append((be, tf, tb, "*" if scale != 1 else ""))
     ref = {r[0]: r for r in rows}.get("ref")
     upd = b * d * L * n

@@ -10,14 +10,14 @@ __all__ = ['GRAPHS', 'official_model_dir', 'prune', 'make_stateful', 'check_mode
            'inline', 'make_combined', 'load_official', 'read_df_config', 'norm_alpha', 'erb_widths', 'FrameDsp',
            'export_dsp', 'make_full', 'export_dfn3', 'StreamingEnhancer', 'DfNet4Step', 'export_dfnet4', 'export_cli']
 
-# %% ../nbs/40_onnx_stateful.ipynb #cd062c56
+# %% ../nbs/40_onnx_stateful.ipynb #eccbfac4
 import configparser, copy, json, os, shutil, tarfile, time, warnings
 from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# %% ../nbs/40_onnx_stateful.ipynb #93652d01
+# %% ../nbs/40_onnx_stateful.ipynb #46edd238
 def official_model_dir() -> Path:
     "Directory with the official DFN3 `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx`, `config.ini`."
     try:
@@ -36,7 +36,7 @@ def official_model_dir() -> Path:
         shutil.rmtree(tmp)
     return d
 
-# %% ../nbs/40_onnx_stateful.ipynb #5b802d94
+# %% ../nbs/40_onnx_stateful.ipynb #362534e7
 _I64MAX = np.iinfo(np.int64).max
 
 def _const(g, name, arr):
@@ -62,7 +62,7 @@ def prune(g):
     del g.value_info[:]
     return g
 
-# %% ../nbs/40_onnx_stateful.ipynb #e537f847
+# %% ../nbs/40_onnx_stateful.ipynb #ecb7245a
 def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelProto:
     "Rewrite a sequence DFN graph: GRUs take `h0` / return `h1`, causal time pads become `<x>_buf0` / `<x>_buf1` buffers"
     m = copy.deepcopy(model); g = m.graph
@@ -123,13 +123,13 @@ def _toposort(g):
         todo = rest
     del g.node[:]; g.node.extend(out)
 
-# %% ../nbs/40_onnx_stateful.ipynb #7e6c12dd
+# %% ../nbs/40_onnx_stateful.ipynb #aaaea50c
 def check_model(m: onnx.ModelProto) -> onnx.ModelProto:
     "`onnx.checker` (full check) plus strict shape inference; returns the inferred model"
     onnx.checker.check_model(m, full_check=True)
     return onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
 
-# %% ../nbs/40_onnx_stateful.ipynb #8d5b1439
+# %% ../nbs/40_onnx_stateful.ipynb #3fcc2332
 def ort_session(model, threads: int = 1):
     "ONNX Runtime CPU session tuned for per-frame calls (`model`: path, bytes or ModelProto)"
     import onnxruntime as ort
@@ -158,7 +158,7 @@ def zero_states(sess) -> dict:
         res[i.name] = np.zeros(i.shape, np.float32)
     return res
 
-# %% ../nbs/40_onnx_stateful.ipynb #48128245
+# %% ../nbs/40_onnx_stateful.ipynb #d83ed187
 def inline(dst: onnx.GraphProto, src: onnx.GraphProto, prefix: str, inputs: dict, outputs: dict):
     "Copy `src`'s nodes and initializers into `dst`, names prefixed; `inputs`/`outputs` map src io names to dst names"
     ren = {**inputs, **outputs, '': ''}
@@ -175,7 +175,7 @@ def _vi(g, name, io='input'):
     "value_info of graph input or output `name`"
     return next(v for v in (g.input if io == 'input' else g.output) if v.name == name)
 
-# %% ../nbs/40_onnx_stateful.ipynb #086046ae
+# %% ../nbs/40_onnx_stateful.ipynb #587a90a4
 _ENC_OUT = ['e0', 'e1', 'e2', 'e3', 'emb', 'c0']
 
 def make_combined(enc: onnx.ModelProto, erb_dec: onnx.ModelProto, df_dec: onnx.ModelProto, stateful: bool = True) -> onnx.ModelProto:
@@ -214,7 +214,7 @@ def load_official(stateful: bool = True) -> onnx.ModelProto:
     d = official_model_dir()
     return make_combined(*(onnx.load(d/f'{n}.onnx') for n in ('enc', 'erb_dec', 'df_dec')), stateful=stateful)
 
-# %% ../nbs/40_onnx_stateful.ipynb #ea28f59e
+# %% ../nbs/40_onnx_stateful.ipynb #d25d8950
 import torch
 from torch import nn
 
@@ -243,7 +243,7 @@ def erb_widths(cfg: dict) -> np.ndarray:
         return np.asarray(libdf.DF(sr=cfg['sr'], fft_size=cfg['fft_size'], hop_size=cfg['hop_size'], nb_bands=cfg['nb_erb'],
                                    min_nb_erb_freqs=cfg['min_nb_erb_freqs']).erb_widths())
 
-# %% ../nbs/40_onnx_stateful.ipynb #78e256b2
+# %% ../nbs/40_onnx_stateful.ipynb #fa6655ab
 class FrameDsp(nn.Module):
     "Per-frame DFN signal path with explicit state: `front` (samples -> spectrum, features) and `back` (-> samples)"
     def __init__(self, cfg: dict, widths=None):
@@ -332,7 +332,7 @@ class FrameDsp(nn.Module):
         out = t[:self.hop] + syn_mem0
         return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
 
-# %% ../nbs/40_onnx_stateful.ipynb #c3200b39
+# %% ../nbs/40_onnx_stateful.ipynb #8f98c6f2
 class _Fn(nn.Module):
     def __init__(self, f): super().__init__(); self.f = f
     def forward(self, *a): return self.f(*a)
@@ -383,7 +383,7 @@ def make_full(combined: onnx.ModelProto, front: onnx.ModelProto, back: onnx.Mode
     m.ir_version = combined.ir_version
     return m
 
-# %% ../nbs/40_onnx_stateful.ipynb #1bb75541
+# %% ../nbs/40_onnx_stateful.ipynb #dc86ea63
 GRAPHS = ('enc', 'erb_dec', 'df_dec', 'combined', 'full', 'stateless')
 
 def _save(m: onnx.ModelProto, path: Path, opset: int):
@@ -432,7 +432,7 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
     written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #5306b28f
+# %% ../nbs/40_onnx_stateful.ipynb #17c36eae
 class StreamingEnhancer:
     "Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call"
     def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1):
@@ -457,11 +457,13 @@ class StreamingEnhancer:
         self.out_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
         self.set_atten_lim(atten_lim_db); self.reset()
 
+    _DSP_STATES = {'ana_mem0', 'erb_norm0', 'unit_norm0', 'spec_buf0', 'syn_mem0', 'step0'}
+
     @property
     def stateful(self) -> bool:
-        "Does the network carry its recurrent state (an `h0` input)?"
-        s = self.sessions.get('net', self.sessions.get('full'))
-        return 'h0' in [i.name for i in s.get_inputs()]
+        "Does the network carry state between hops (DFN3: `h0`; DFNet4: Mamba and conv states)?"
+        k = 'net' if 'net' in self.pairs else 'full'
+        return any(i not in self._DSP_STATES for i in self.pairs[k])
 
     def set_atten_lim(self, db: float | None):
         "Limit the noise attenuation to `db` dB (None: unlimited)"
@@ -503,7 +505,7 @@ class StreamingEnhancer:
 
     def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
 
-# %% ../nbs/40_onnx_stateful.ipynb #b870ce20
+# %% ../nbs/40_onnx_stateful.ipynb #ecd6a23d
 def _flat(template, st, pre=''):
     "Flatten a nested state (dicts/lists of tensors, following `template`'s order; the `skip` counter is left out)"
     if isinstance(template, dict): return [x for k in template if k != 'skip' for x in _flat(template[k], st[k], f'{pre}{k}_')]
@@ -568,7 +570,7 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #9a1ebae0
+# %% ../nbs/40_onnx_stateful.ipynb #9ddcc639
 def export_cli(argv=None) -> int:
     "Entry point of `dfnb-export-onnx`: export a DeepFilterNet model as stateful/stateless ONNX graphs"
     import argparse, sys

@@ -210,7 +210,8 @@ def test_dfnet4_stream_equals_offline(preset, tmp_path, noisy):
     x = noisy[:48000]
     ref = enhance(m, init_df(m)[1], x)
     for graph in ("full", "combined"):
-        y = StreamingEnhancer(tmp_path / preset, graph=graph).process(x)
+        se = StreamingEnhancer(tmp_path / preset, graph=graph); assert se.stateful
+        y = se.process(x)
         assert np.abs(y - ref).max() <= 1e-4, graph
 
 
