@@ -1,6 +1,11 @@
 """Literate real-time speech enhancement (DeepFilterNet3/4, Mamba) and music source separation (HDemucs), equal to their references
 
 ```python
+import os
+# torch and numba each bring an OpenMP runtime; with the default (active) wait policy their idle threads spin and
+# steal the cores from each other, which makes small scans 10-25x slower. Set before torch is imported; a user's own
+# setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from dfnb.enhance import init_df, enhance
 ```
 
@@ -24,5 +29,10 @@ Docs: https://dfnb.github.io/dfnb/index.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #b6a06570
+# %% ../nbs/index.ipynb #76493964
+import os
+# torch and numba each bring an OpenMP runtime; with the default (active) wait policy their idle threads spin and
+# steal the cores from each other, which makes small scans 10-25x slower. Set before torch is imported; a user's own
+# setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .enhance import init_df, enhance
