@@ -1,14 +1,5 @@
 """Literate real-time speech enhancement (DeepFilterNet3/4, Mamba) and music source separation (HDemucs), equal to their references
 
-```python
-import os
-# torch and numba each bring an OpenMP runtime; with the default (active) wait policy their idle threads spin and
-# steal the cores from each other, which makes small scans 10-25x slower. Set before torch is imported; a user's own
-# setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from dfnb.enhance import init_df, enhance
-```
-
 Modules:
 
 - `dfnb.blocks`: Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
@@ -29,10 +20,10 @@ Docs: https://dfnb.github.io/dfnb/index.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #76493964
+# %% ../nbs/index.ipynb #6ad763b3
 import os
 # torch and numba each bring an OpenMP runtime; with the default (active) wait policy their idle threads spin and
 # steal the cores from each other, which makes small scans 10-25x slower. Set before torch is imported; a user's own
 # setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from .enhance import init_df, enhance
+from dfnb.enhance import init_df, enhance
