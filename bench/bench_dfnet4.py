@@ -5,15 +5,16 @@ for DfNet4, DfNet4Lite, each option, and dfnb's DFN3, in one run.
 
 RTF = processing time / audio duration (10 ms per frame). Offline: `enhance_spec` on the whole signal (network + ERB
 gains + deep filter), best of the rounds. Step: `enhance_step`, one 10 ms frame at a time (the streaming form with its state),
-best over the rounds of the median frame time. All models are timed in interleaved rounds. MACs: multiply-accumulates of the linear, convolution, GRU and selective-scan layers counted with
+best over the rounds of the median frame time; "step fused" is the same with the fused inference step
+(`DfNet4.fuse_for_inference`, `init_enhance_state(fused=True)`). All models are timed in interleaved rounds. MACs: multiply-accumulates of the linear, convolution, GRU and selective-scan layers counted with
 forward hooks on one offline pass of 1 s (element-wise operations not counted). Every model is timed in its inference
 form: eval mode, BatchNorm folded into the convolutions (`fold_batchnorm`; DFN3's official weights have none).
 """
 import argparse, statistics, time
 import numba, torch
 from torch import nn
-from dfnb.dfnet4 import DfNet4, DfNet4Config, DfNet4Lite, fold_batchnorm
-from dfnb.blocks import GroupedLinear
+from dfnb.dfnet4 import DfNet4, DfNet4Config, DfNet4Lite
+from dfnb.blocks import GroupedLinear, fold_batchnorm
 from dfnb.mamba import MambaBlock
 
 def count_macs(model, run) -> int:
@@ -88,22 +89,28 @@ def main(argv=None):
     x_off, x_step, x_mac = inputs(T_off), inputs(a.step_frames // a.rounds), inputs(100)
     off = {n: float("inf") for n, _ in built}; step = {n: float("inf") for n, _ in built}
     states = {n: m.init_enhance_state(1) for n, m in built if hasattr(m, "enhance_step")}
+    fstates = {n: (m.fuse_for_inference(), m.init_enhance_state(1, fused=True))[1] for n, m in built if hasattr(m, "fuse_for_inference")}
+    fstep = {n: float("inf") for n in fstates}
     for n, m in built:                      # warm-up (JIT, oneDNN primitive caches)
         offline_time(m, inputs(50))
         if n in states: _, states[n] = step_time(m, inputs(10), states[n])
+        if n in fstates: _, fstates[n] = step_time(m, inputs(10), fstates[n])
     for _ in range(a.rounds):               # interleaved, so load changes on a shared machine hit all models alike
         for n, m in built:
             off[n] = min(off[n], offline_time(m, x_off) / (T_off * 0.01))
             if n in states:
                 s, states[n] = step_time(m, x_step, states[n]); step[n] = min(step[n], s / 0.01)
-    hdr = f"{'model':32s}{'params':>11s}{'GMAC/s':>9s}{'RTF offline':>13s}{'RTF step':>10s}"
+            if n in fstates:
+                s, fstates[n] = step_time(m, x_step, fstates[n]); fstep[n] = min(fstep[n], s / 0.01)
+    hdr = f"{'model':32s}{'params':>11s}{'GMAC/s':>9s}{'RTF offline':>13s}{'RTF step':>10s}{'step fused':>12s}"
     print(hdr); print("-" * len(hdr))
     rows = []
     for n, m in built:
         macs = count_macs(m, lambda: m.enhance_spec(*x_mac))
         st = step[n] if n in states else None
         rows.append((n, n_par[n], macs, off[n], st))
-        print(f"{n:32s}{rows[-1][1]:>11,d}{macs / 1e9:>9.3f}{off[n]:>13.4f}{(f'{st:.4f}' if st else 'n/a'):>10s}", flush=True)
+        fs_ = f"{fstep[n]:.4f}" if n in fstep else "n/a"
+        print(f"{n:32s}{rows[-1][1]:>11,d}{macs / 1e9:>9.3f}{off[n]:>13.4f}{(f'{st:.4f}' if st else 'n/a'):>10s}{fs_:>12s}", flush=True)
     r = {row[0]: row for row in rows}
     print("\nratios")
     print(f"  DfNet4 offline RTF vs seed 0.40: {r['DfNet4'][3] / 0.40:.3f}x   (goal <= 0.10: {'ok' if r['DfNet4'][3] <= 0.10 else 'MISSED'})")

@@ -8,10 +8,10 @@ Docs: https://dfnb.github.io/dfnb/dfnet4.html.md"""
 
 # %% auto #0
 __all__ = ['DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_support', 'DfNet4', 'DfNet4Lite',
-           'save_checkpoint', 'load_checkpoint', 'fold_batchnorm']
+           'save_checkpoint', 'load_checkpoint', 'FrameConv', 'FusedStep']
 
-# %% ../nbs/20_dfnet4.ipynb #169e14c9
-import contextlib, dataclasses, difflib, json, math, configparser
+# %% ../nbs/20_dfnet4.ipynb #2d662fb2
+import contextlib, copy, dataclasses, difflib, json, math, configparser
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-# %% ../nbs/20_dfnet4.ipynb #3a2cb25e
-from .mamba import Mamba
-from .blocks import GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter
+# %% ../nbs/20_dfnet4.ipynb #a9a6dd56
+from .mamba import Mamba, RMSNorm
+from .blocks import (GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter,
+                         fold_batchnorm)
 
-# %% ../nbs/20_dfnet4.ipynb #e44231be
+# %% ../nbs/20_dfnet4.ipynb #5b442cd0
 _POS_INT = ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "min_nb_erb_freqs", "df_order", "conv_ch",
             "enc_linear_groups", "linear_groups", "mamba_d_model", "mamba_d_state", "mamba_d_conv", "mamba_expand",
             "num_mamba_layers", "df_pathway_kernel_size_t", "hybrid_hidden")
@@ -173,7 +174,7 @@ class DfNet4Config:
                     enc_linear_groups=16, hybrid_hidden=64)
         return cls.from_dict({**base, **kw})
 
-# %% ../nbs/20_dfnet4.ipynb #bcbbe31c
+# %% ../nbs/20_dfnet4.ipynb #0e67c98b
 _DF_MAP = {"sr": int, "fft_size": int, "hop_size": int, "nb_erb": int, "nb_df": int, "min_nb_erb_freqs": int,
            "norm_tau": float, "lsnr_max": float, "lsnr_min": float, "df_order": int, "df_lookahead": int}
 _NET_MAP = {"conv_lookahead": int, "conv_ch": int, "enc_linear_groups": int, "linear_groups": int,
@@ -208,7 +209,7 @@ def migrate_config_from_dfnet3(ini_path, return_dropped: bool = False, **overrid
     cfg = DfNet4Config.from_dict(out)
     return (cfg, dropped) if return_dropped else cfg
 
-# %% ../nbs/20_dfnet4.ipynb #d2bb2804
+# %% ../nbs/20_dfnet4.ipynb #0f5a200d
 def tap_offsets(order: int, lookahead: int) -> list:
     "Frame offset (relative to the output frame) of each of the `order` taps."
     return [i - (order - 1 - lookahead) for i in range(order)]
@@ -218,7 +219,7 @@ def order_support(order: int, lookahead: int, o: int) -> Tensor:
     lo = min(lookahead, (o - 1) // 2)
     return torch.tensor([float(-(o - 1 - lo) <= d <= lo) for d in tap_offsets(order, lookahead)])
 
-# %% ../nbs/20_dfnet4.ipynb #0670bedc
+# %% ../nbs/20_dfnet4.ipynb #afa06094
 class _HybridBranch(nn.Module):
     "Magnitude-domain view: log power of the complex features and the frame energy -> causal conv -> embedding."
     def __init__(self, nb_df, hidden, emb_dim, kt=3):
@@ -350,7 +351,7 @@ class DfNet4(nn.Module):
             emb = emb + self.hybrid(h)
         z = self._mamba("enc", self.enc_layers, self.emb_in(emb), st, new)
         z = self.enc_norm(z)
-        lsnr = torch.sigmoid(self.lsnr_fc(z)).squeeze(-1) * (c.lsnr_max - c.lsnr_min) + c.lsnr_min
+        lsnr = self._lsnr(z)
         # ERB decoder (DFN3's U-Net-like pathway)
         y = self.erb_fc(z).unflatten(-1, (c.nb_erb // 4, c.conv_ch)).permute(0, 3, 1, 2)   # [B,C,T,E/4]
         y = self.convt3(self.conv3p(e3) + y)
@@ -359,24 +360,33 @@ class DfNet4(nn.Module):
         gains = self.conv0_out(self.conv0p(e0) + y).squeeze(1)             # [B,T,E]
         # DF decoder
         zd = self._mamba("df", self.df_layers, z, st, new)
-        raw = torch.tanh(self.df_out(zd))
+        cp = self._tconv("df_convp", c0, st, new)                            # [B,2O,T,Fd]
+        coefs = self._df_coefs(torch.tanh(self.df_out(zd)), zd, cp.permute(0, 2, 3, 1).unflatten(-1, (self.O, 2)))
+        return gains, coefs, lsnr, new
+
+    def _lsnr(self, z: Tensor) -> Tensor:
+        c = self.config
+        return torch.sigmoid(self.lsnr_fc(z)).squeeze(-1) * (c.lsnr_max - c.lsnr_min) + c.lsnr_min
+
+    def _df_coefs(self, raw: Tensor, zd: Tensor, cp: Tensor) -> Tensor:
+        "DF decoder head: `tanh(df_out(zd))` `[B,T,n]`, `zd [B,T,d]`, pathway `cp [B,T,Fd,O,2]` -> coefficients `[B,T,Fd,O,2]`."
+        c = self.config
         O, Fd, parts, i = self.O, c.nb_df, [], 0
         for o, s in self.branches:
             n = Fd // s * o * 2
             cr = raw[..., i:i + n].unflatten(-1, (Fd // s, o, 2)); i += n
             if s > 1: cr = cr.repeat_interleave(s, dim=2)
-            parts.append(F.pad(cr, (0, 0, O - o, 0)))                        # align taps at the same frame offsets
+            parts.append(F.pad(cr, (0, 0, O - o, 0)) if o < O else cr)      # align taps at the same frame offsets
         if self.res_weights is None: coefs = parts[0]
         else:
             a = torch.softmax(self.res_weights(zd).unflatten(-1, (Fd, len(parts))), -1)      # [B,T,Fd,R]
             coefs = sum(a[..., r, None, None] * p for r, p in enumerate(parts))
-        cp = self._tconv("df_convp", c0, st, new)                            # [B,2O,T,Fd]
-        coefs = coefs + cp.permute(0, 2, 3, 1).unflatten(-1, (O, 2))
+        coefs = coefs + cp
         if self.order_weights is not None:
             p = torch.softmax(self.order_weights(zd), -1)                     # [B,T,K]
             w = p @ self.order_masks.to(p.dtype)                              # [B,T,O]
             coefs = coefs * w[:, :, None, :, None]
-        return gains, coefs, lsnr, new
+        return coefs
 
     @staticmethod
     def _spec_ri(feat_spec: Tensor) -> Tensor:
@@ -440,9 +450,14 @@ class DfNet4(nn.Module):
         return torch.where(zero[..., None], torch.zeros_like(out), out), ls
 
     # ------------------------------------------------------------------ streaming
-    def init_state(self, batch: int = 1, device=None, dtype=torch.float32) -> dict:
-        "Zero state for `step`: conv frame buffers, Mamba (conv, ssm) states, lookahead warm-up counter."
+    def init_state(self, batch: int = 1, device=None, dtype=torch.float32, fused: bool = False) -> dict:
+        """Zero state for `step`: conv frame buffers, Mamba (conv, ssm) states, lookahead warm-up counter.
+        `fused=True`: the state of the fused inference step (`fuse_for_inference`), which `step` then runs."""
         c, C = self.config, self.config.conv_ch
+        if fused:
+            if getattr(self, "_fused", None) is None:
+                raise ValueError("DfNet4.init_state: fused=True needs the fused step; call model.fuse_for_inference() first")
+            return {"skip": c.conv_lookahead, "fused": self._fused.init_state(batch, device, dtype)}
         z = lambda *s: torch.zeros(*s, device=device, dtype=dtype)
         st = {"skip": c.conv_lookahead,
               "erb_conv0": z(batch, 1, self._kt["erb_conv0"] - 1, c.nb_erb),
@@ -464,16 +479,20 @@ class DfNet4(nn.Module):
         dt = self.emb_in.weight.dtype
         ferb = feat_erb_t[:, None, None].to(dt)                                # [B,1,1,E]
         fspec = self._spec_ri(feat_spec_t[:, None]).to(dt)                     # [B,2,1,Fd]
+        if "fused" in state:                                                   # inference form, fp32
+            g, cf, ls, fnew = self._fused(ferb.float(), fspec.float(), state["fused"])
+            return g, cf, ls, {"skip": 0, "fused": fnew}
         with self._amp(ferb.device):
             g, cf, ls, new = self._net(ferb, fspec, state)
         new["skip"] = 0
         return g[:, 0].float(), cf[:, 0].float(), ls[:, 0].float(), new
 
-    def init_enhance_state(self, batch: int = 1, device=None) -> dict:
+    def init_enhance_state(self, batch: int = 1, device=None, fused: bool = False) -> dict:
+        "State for `enhance_step` (`fused=True`: run the fused inference step, see `fuse_for_inference`)."
         c = self.config
         Q = self.lookahead - c.conv_lookahead + 1
         P = self.lookahead + self.O - 1 - c.df_lookahead + 1
-        return {"net": self.init_state(batch, device), "spec": torch.zeros(batch, P, c.nb_freqs, dtype=torch.cfloat, device=device),
+        return {"net": self.init_state(batch, device, fused=fused), "spec": torch.zeros(batch, P, c.nb_freqs, dtype=torch.cfloat, device=device),
                 "gains": torch.zeros(batch, Q, c.nb_erb, device=device),
                 "coefs": torch.zeros(batch, Q, c.nb_df, self.O, 2, device=device), "lsnr": torch.zeros(batch, Q, device=device)}
 
@@ -495,6 +514,12 @@ class DfNet4(nn.Module):
         out = torch.cat([low, sb[:, k, Fd:] * m[:, Fd:]], -1)
         return out, lb[:, 0], {"net": net, "spec": sb, "gains": gb, "coefs": cb, "lsnr": lb}
 
+    def fuse_for_inference(self) -> "FusedStep":
+        """Build the fused fp32 inference step (`FusedStep`) that `step` / `enhance_step` run on a `fused=True` state.
+        It is a snapshot of the weights: call again after they change. Not a registered submodule (state dict unchanged)."""
+        object.__setattr__(self, "_fused", FusedStep(self.eval()))
+        return self._fused
+
 
 class DfNet4Lite(DfNet4):
     "DFNet4 with the `DfNet4Config.lite()` preset (about half the parameters)."
@@ -502,7 +527,7 @@ class DfNet4Lite(DfNet4):
         super().__init__(config if config is not None else DfNet4Config.lite(**overrides),
                          **({} if config is None else overrides))
 
-# %% ../nbs/20_dfnet4.ipynb #c5604f91
+# %% ../nbs/20_dfnet4.ipynb #c28161a6
 def save_checkpoint(model: DfNet4, path, **extra) -> Path:
     "Save `{'model_state_dict', 'model_config', 'model_type', **extra}` to `path`."
     if not isinstance(model, DfNet4): raise TypeError(f"save_checkpoint: model must be a DfNet4, got {type(model).__name__}")
@@ -521,20 +546,170 @@ def load_checkpoint(path, map_location="cpu") -> DfNet4:
     model.checkpoint_extra = {k: v for k, v in ck.items() if k not in ("model_state_dict", "model_config")}
     return model.eval()
 
-# %% ../nbs/20_dfnet4.ipynb #dec094e9
-@torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    "Fold each eval-mode BatchNorm2d of the `dfnb.blocks` conv blocks of `model` into its last convolution (in place)."
-    for blk in model.modules():
-        if not (isinstance(blk, (Conv2dNormAct, ConvTranspose2dNormAct)) and isinstance(blk.norm, nn.BatchNorm2d)): continue
-        bn, conv = blk.norm, blk.convs()[-1]
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        shift = bn.bias - bn.running_mean * scale
+# %% ../nbs/20_dfnet4.ipynb #44b3e34d
+class FrameConv(nn.Module):
+    """One output frame of a `Conv2dNormAct` / `ConvTranspose2dNormAct` block as a gather plus one matrix product, on
+    channels-last maps: `x [B, F_in, k_t*C_in]` (the window's k_t frames side by side, oldest first) -> `[B, F_out, C_out]`."""
+    def __init__(self, blk: nn.Module, f_in: int):
+        super().__init__()
+        blk = fold_batchnorm(copy.deepcopy(blk)).float()
+        if blk.norm is not None: raise ValueError(f"FrameConv: cannot fold {type(blk.norm).__name__} of {type(blk).__name__}")
+        conv, pw = blk.conv, blk.pointwise
+        kt, kf = conv.kernel_size; s, p, dil = conv.stride[1], conv.padding[1], conv.dilation[1]
+        cin, cout, g = conv.in_channels, conv.out_channels, conv.groups
         if isinstance(conv, nn.ConvTranspose2d):
-            if conv.groups != 1: continue                                 # [in, out/groups, ...]: not folded
-            conv.weight.mul_(scale[None, :, None, None])
-        else: conv.weight.mul_(scale[:, None, None, None])
-        bias = shift if conv.bias is None else conv.bias * scale + shift
-        conv.bias = nn.Parameter(bias.clone())
-        blk.norm = None
-    return model.eval()
+            if kt != 1 or g != 1: raise ValueError("FrameConv: transposed convs need k_t = 1 and groups = 1")
+            W = conv.weight.permute(1, 0, 2, 3)                                # [C_out, C_in, kt, kf]
+            f_out = (f_in - 1) * s - 2 * p + dil * (kf - 1) + conv.output_padding[1] + 1
+            src = lambda fo, j: (fo + p - j * dil) // s if (fo + p - j * dil) % s == 0 else -1
+        else:
+            if blk.tpad != (kt - 1, 0): raise ValueError(f"FrameConv: needs a causal block without lookahead, got tpad {blk.tpad}")
+            W = torch.zeros(cout, cin, kt, kf)                                 # grouped -> dense
+            for i in range(g):
+                o, c = slice(i * cout // g, (i + 1) * cout // g), slice(i * cin // g, (i + 1) * cin // g)
+                W[o, c] = conv.weight[o]
+            f_out = (f_in + 2 * p - dil * (kf - 1) - 1) // s + 1
+            src = lambda fo, j: fo * s - p + j * dil
+        b = conv.bias if conv.bias is not None else torch.zeros(cout)
+        if pw is not None:
+            P = pw.weight[:, :, 0, 0]
+            W, b = torch.einsum("oc,cikj->oikj", P, W), P @ b + (pw.bias if pw.bias is not None else 0)
+        idx = [[src(fo, j) for j in range(kf)] for fo in range(f_out)]
+        idx = torch.tensor([[i if 0 <= i < f_in else f_in for i in r] for r in idx]).flatten()   # f_in: the zero row
+        self.f_in, self.f_out, self.kf = f_in, f_out, kf
+        self.register_buffer("idx", None if torch.equal(idx, torch.arange(f_in)) else idx)
+        self.register_buffer("W", W.permute(3, 2, 1, 0).reshape(kf * kt * cin, cout).contiguous().detach())
+        self.register_buffer("b", b.detach().clone())
+        self.act = blk.act
+
+    def forward(self, x: Tensor) -> Tensor:
+        B = x.shape[0]
+        if self.idx is not None: x = torch.cat([x, x.new_zeros(B, 1, x.shape[2])], 1).index_select(1, self.idx)
+        y = torch.addmm(self.b, x.reshape(B * self.f_out, -1), self.W)         # 2-D: one Gemm in ONNX
+        if self.act is not None: y = self.act(y)
+        return y.reshape(B, self.f_out, -1)
+
+# %% ../nbs/20_dfnet4.ipynb #e508a6cd
+class _FusedMamba(nn.Module):
+    "One `dfnb.mamba.Mamba` layer, one frame, with its weights pre-arranged for `x @ W` products."
+    def __init__(self, layer: Mamba):
+        super().__init__()
+        mx, norm = layer.mixer, layer.norm
+        self.di, self.R, self.N = mx.d_inner, mx.dt_rank, mx.d_state
+        self.rms_eps = norm.eps if isinstance(norm, RMSNorm) else None
+        self.norm = None if isinstance(norm, (RMSNorm, nn.Identity)) else norm
+        f = lambda t: None if t is None else t.detach().float().clone()
+        self.register_buffer("rms_w", f(norm.weight) if isinstance(norm, RMSNorm) else None)
+        self.register_buffer("w_in", f(mx.in_proj.weight.T)); self.register_buffer("b_in", f(mx.in_proj.bias))
+        self.register_buffer("conv_w", f(mx.conv1d.weight[:, 0].T)); self.register_buffer("conv_b", f(mx.conv1d.bias))
+        self.register_buffer("w_x", f(mx.x_proj.weight.T)); self.register_buffer("w_dt", f(mx.dt_proj.weight.T))
+        self.register_buffer("b_dt", f(mx.dt_proj.bias)); self.register_buffer("A", f(-torch.exp(mx.A_log.float())))
+        self.register_buffer("D", f(mx.D)); self.register_buffer("w_out", f(mx.out_proj.weight.T))
+        self.register_buffer("b_out", f(mx.out_proj.bias))
+
+    def init_state(self, batch, device=None, dtype=torch.float32):
+        "(conv state `[B, d_conv-1, d_inner]`, time-major; ssm state `[B, d_inner, d_state]`)"
+        return (torch.zeros(batch, self.conv_w.shape[0] - 1, self.di, device=device, dtype=dtype),
+                torch.zeros(batch, self.di, self.N, device=device, dtype=dtype))
+
+    def forward(self, x: Tensor, conv_state: Tensor, ssm: Tensor):
+        if self.rms_eps is not None:    # written as x / sqrt(.) * w: ONNX Runtime fuses this into one RMS-norm kernel
+            h = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.rms_eps) * self.rms_w
+        else: h = x if self.norm is None else self.norm(x)
+        xz = h @ self.w_in
+        if self.b_in is not None: xz = xz + self.b_in
+        xs, z = xz.split(self.di, -1)
+        win = torch.cat([conv_state, xs[:, None]], 1)                          # [B, d_conv, d_inner]
+        u = (win * self.conv_w).sum(1)
+        u = F.silu(u + self.conv_b if self.conv_b is not None else u)
+        dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
+        dt = F.softplus(dt @ self.w_dt + self.b_dt)                            # [B, d_inner]
+        ssm = ssm * torch.exp(dt[..., None] * self.A) + (dt * u)[..., None] * Bt[:, None]
+        y = ((ssm @ Ct[..., None])[..., 0] + u * self.D) * F.silu(z)
+        y = y @ self.w_out
+        if self.b_out is not None: y = y + self.b_out
+        return x + y, win[:, 1:], ssm
+
+def _grouped(x: Tensor, w: Tensor) -> Tensor:
+    "`GroupedLinear` as one batched matmul: `x [B, I]`, `w [G, I/G, H/G]` -> `[B, H]`."
+    if w.shape[0] == 1: return x @ w[0]
+    return (x.unflatten(-1, (w.shape[0], -1)).transpose(0, 1) @ w).transpose(0, 1).flatten(1)
+
+class FusedStep(nn.Module):
+    """DFNet4's network for one frame in its fused inference form (fp32): `forward(feat_erb [B,E] or [B,1,1,E],
+    feat_spec [B,2,1,Fdf] (real, imag), state) -> (gains [B,E], coefs [B,Fdf,O,2], lsnr [B], new state)`. Equals
+    `DfNet4._net` on one frame; build it with `DfNet4.fuse_for_inference()`."""
+    def __init__(self, model: "DfNet4"):
+        super().__init__()
+        c, E, Fd = model.config, model.config.nb_erb, model.config.nb_df
+        object.__setattr__(self, "model", model)                              # shared heads; not a submodule here
+        self.E, self.Fd, self.C, self.O = E, Fd, c.conv_ch, model.O
+        self.kt = dict(model._kt)
+        fc = lambda name, f: FrameConv(getattr(model, name), f)
+        self.erb_conv0, self.erb_conv1 = fc("erb_conv0", E), fc("erb_conv1", E)
+        self.erb_conv2, self.erb_conv3 = fc("erb_conv2", E // 2), fc("erb_conv3", E // 4)
+        self.df_conv0, self.df_conv1 = fc("df_conv0", Fd), fc("df_conv1", Fd)
+        self.conv3p, self.convt3 = fc("conv3p", E // 4), fc("convt3", E // 4)
+        self.conv2p, self.convt2 = fc("conv2p", E // 4), fc("convt2", E // 4)
+        self.conv1p, self.convt1 = fc("conv1p", E // 2), fc("convt1", E // 2)
+        self.conv0p, self.conv0_out = fc("conv0p", E), fc("conv0_out", E)
+        self.df_convp = fc("df_convp", Fd)
+        g = lambda m: m.weight.detach().float().clone() if isinstance(m, GroupedLinear) else m.weight.detach().float().T[None].clone()
+        self.register_buffer("w_df_emb", g(model.df_fc_emb[0]))
+        self.register_buffer("w_emb_in", model.emb_in.weight.detach().float().T.clone())
+        self.register_buffer("b_emb_in", model.emb_in.bias.detach().float().clone())
+        self.register_buffer("w_erb_fc", g(model.erb_fc[0]))
+        self.register_buffer("w_df_out", g(model.df_out))
+        self.register_buffer("b_df_out", getattr(model.df_out, "bias", None))
+        self.enc = nn.ModuleList([_FusedMamba(l) for l in model.enc_layers])
+        self.df = nn.ModuleList([_FusedMamba(l) for l in model.df_layers])
+
+    def init_state(self, batch: int = 1, device=None, dtype=torch.float32) -> dict:
+        "Zero state, keys as `DfNet4.init_state`; frame buffers channels-last `[B, F, (k_t-1)*C]`."
+        z = lambda *s: torch.zeros(*s, device=device, dtype=dtype)
+        k, m = self.kt, self.model
+        st = {"erb_conv0": z(batch, self.E, k["erb_conv0"] - 1), "df_conv0": z(batch, self.Fd, 2 * (k["df_conv0"] - 1)),
+              "df_convp": z(batch, self.Fd, self.C * (k["df_convp"] - 1)),
+              "enc": [l.init_state(batch, device, dtype) for l in self.enc],
+              "df": [l.init_state(batch, device, dtype) for l in self.df]}
+        if m.hybrid is not None: st["hybrid"] = z(batch, self.Fd + 1, m.hybrid.kt - 1)
+        return st
+
+    def _window(self, name, x, st, new):
+        "Append frame `x [B, F, C]` to the buffer of block `name`; keep the last k_t-1 frames as its new buffer."
+        win = torch.cat([st[name], x], -1)
+        new[name] = win[..., x.shape[-1]:]
+        return win
+
+    def forward(self, feat_erb: Tensor, feat_spec: Tensor, state: dict):
+        m, new = self.model, {}
+        B = state["erb_conv0"].shape[0]
+        ferb = feat_erb.reshape(B, self.E, 1)
+        fspec = feat_spec.reshape(B, 2, self.Fd).transpose(1, 2)                # [B, Fd, 2]
+        e0 = self.erb_conv0(self._window("erb_conv0", ferb, state, new))       # [B, E, C]
+        e1 = self.erb_conv1(e0); e2 = self.erb_conv2(e1); e3 = self.erb_conv3(e2)
+        c0 = self.df_conv0(self._window("df_conv0", fspec, state, new))        # [B, Fd, C]
+        c1 = self.df_conv1(c0)
+        emb = e3.flatten(1) + F.relu(_grouped(c1.flatten(1), self.w_df_emb))
+        if m.hybrid is not None:
+            h = torch.cat([state["hybrid"], m.hybrid.features(feat_spec.reshape(B, 2, 1, self.Fd))], 2)
+            new["hybrid"] = h[:, :, 1:]
+            emb = emb + m.hybrid(h)[:, 0]
+        z, new["enc"] = emb @ self.w_emb_in + self.b_emb_in, []
+        for l, (cs, ss) in zip(self.enc, state["enc"]):
+            z, cs, ss = l(z, cs, ss); new["enc"].append((cs, ss))
+        z = m.enc_norm(z)
+        lsnr = m._lsnr(z)
+        y = F.relu(_grouped(z, self.w_erb_fc)).unflatten(-1, (self.E // 4, self.C))   # [B, E/4, C]
+        y = self.convt3(self.conv3p(e3) + y)
+        y = self.convt2(self.conv2p(e2) + y)
+        y = self.convt1(self.conv1p(e1) + y)
+        gains = self.conv0_out(self.conv0p(e0) + y)[..., 0]                     # [B, E]
+        zd, new["df"] = z, []
+        for l, (cs, ss) in zip(self.df, state["df"]):
+            zd, cs, ss = l(zd, cs, ss); new["df"].append((cs, ss))
+        raw = _grouped(zd, self.w_df_out)
+        if self.b_df_out is not None: raw = raw + self.b_df_out
+        cp = self.df_convp(self._window("df_convp", c0, state, new)).unflatten(-1, (self.O, 2))   # [B, Fd, O, 2]
+        coefs = m._df_coefs(torch.tanh(raw)[:, None], zd[:, None], cp[:, None])[:, 0]
+        return gains, coefs, lsnr, new

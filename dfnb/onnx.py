@@ -10,14 +10,14 @@ __all__ = ['GRAPHS', 'official_model_dir', 'prune', 'make_stateful', 'check_mode
            'inline', 'make_combined', 'load_official', 'read_df_config', 'norm_alpha', 'erb_widths', 'FrameDsp',
            'export_dsp', 'make_full', 'export_dfn3', 'StreamingEnhancer', 'DfNet4Step', 'export_dfnet4', 'export_cli']
 
-# %% ../nbs/40_onnx_stateful.ipynb #eccbfac4
+# %% ../nbs/40_onnx_stateful.ipynb #c607dcb6
 import configparser, copy, json, os, shutil, tarfile, time, warnings
 from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# %% ../nbs/40_onnx_stateful.ipynb #46edd238
+# %% ../nbs/40_onnx_stateful.ipynb #a917cdb8
 def official_model_dir() -> Path:
     "Directory with the official DFN3 `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx`, `config.ini`."
     try:
@@ -36,7 +36,7 @@ def official_model_dir() -> Path:
         shutil.rmtree(tmp)
     return d
 
-# %% ../nbs/40_onnx_stateful.ipynb #362534e7
+# %% ../nbs/40_onnx_stateful.ipynb #3558c7c3
 _I64MAX = np.iinfo(np.int64).max
 
 def _const(g, name, arr):
@@ -62,7 +62,7 @@ def prune(g):
     del g.value_info[:]
     return g
 
-# %% ../nbs/40_onnx_stateful.ipynb #ecb7245a
+# %% ../nbs/40_onnx_stateful.ipynb #3305fcb7
 def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelProto:
     "Rewrite a sequence DFN graph: GRUs take `h0` / return `h1`, causal time pads become `<x>_buf0` / `<x>_buf1` buffers"
     m = copy.deepcopy(model); g = m.graph
@@ -123,13 +123,13 @@ def _toposort(g):
         todo = rest
     del g.node[:]; g.node.extend(out)
 
-# %% ../nbs/40_onnx_stateful.ipynb #aaaea50c
+# %% ../nbs/40_onnx_stateful.ipynb #881d90b5
 def check_model(m: onnx.ModelProto) -> onnx.ModelProto:
     "`onnx.checker` (full check) plus strict shape inference; returns the inferred model"
     onnx.checker.check_model(m, full_check=True)
     return onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
 
-# %% ../nbs/40_onnx_stateful.ipynb #3fcc2332
+# %% ../nbs/40_onnx_stateful.ipynb #9fc982c3
 def ort_session(model, threads: int = 1):
     "ONNX Runtime CPU session tuned for per-frame calls (`model`: path, bytes or ModelProto)"
     import onnxruntime as ort
@@ -158,7 +158,7 @@ def zero_states(sess) -> dict:
         res[i.name] = np.zeros(i.shape, np.float32)
     return res
 
-# %% ../nbs/40_onnx_stateful.ipynb #d83ed187
+# %% ../nbs/40_onnx_stateful.ipynb #da25629b
 def inline(dst: onnx.GraphProto, src: onnx.GraphProto, prefix: str, inputs: dict, outputs: dict):
     "Copy `src`'s nodes and initializers into `dst`, names prefixed; `inputs`/`outputs` map src io names to dst names"
     ren = {**inputs, **outputs, '': ''}
@@ -175,7 +175,7 @@ def _vi(g, name, io='input'):
     "value_info of graph input or output `name`"
     return next(v for v in (g.input if io == 'input' else g.output) if v.name == name)
 
-# %% ../nbs/40_onnx_stateful.ipynb #587a90a4
+# %% ../nbs/40_onnx_stateful.ipynb #ef110d83
 _ENC_OUT = ['e0', 'e1', 'e2', 'e3', 'emb', 'c0']
 
 def make_combined(enc: onnx.ModelProto, erb_dec: onnx.ModelProto, df_dec: onnx.ModelProto, stateful: bool = True) -> onnx.ModelProto:
@@ -214,7 +214,7 @@ def load_official(stateful: bool = True) -> onnx.ModelProto:
     d = official_model_dir()
     return make_combined(*(onnx.load(d/f'{n}.onnx') for n in ('enc', 'erb_dec', 'df_dec')), stateful=stateful)
 
-# %% ../nbs/40_onnx_stateful.ipynb #d25d8950
+# %% ../nbs/40_onnx_stateful.ipynb #557a4599
 import torch
 from torch import nn
 
@@ -243,7 +243,7 @@ def erb_widths(cfg: dict) -> np.ndarray:
         return np.asarray(libdf.DF(sr=cfg['sr'], fft_size=cfg['fft_size'], hop_size=cfg['hop_size'], nb_bands=cfg['nb_erb'],
                                    min_nb_erb_freqs=cfg['min_nb_erb_freqs']).erb_widths())
 
-# %% ../nbs/40_onnx_stateful.ipynb #fa6655ab
+# %% ../nbs/40_onnx_stateful.ipynb #14f0d885
 class FrameDsp(nn.Module):
     "Per-frame DFN signal path with explicit state: `front` (samples -> spectrum, features) and `back` (-> samples)"
     def __init__(self, cfg: dict, widths=None):
@@ -332,7 +332,7 @@ class FrameDsp(nn.Module):
         out = t[:self.hop] + syn_mem0
         return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
 
-# %% ../nbs/40_onnx_stateful.ipynb #8f98c6f2
+# %% ../nbs/40_onnx_stateful.ipynb #0bc497f2
 class _Fn(nn.Module):
     def __init__(self, f): super().__init__(); self.f = f
     def forward(self, *a): return self.f(*a)
@@ -383,7 +383,7 @@ def make_full(combined: onnx.ModelProto, front: onnx.ModelProto, back: onnx.Mode
     m.ir_version = combined.ir_version
     return m
 
-# %% ../nbs/40_onnx_stateful.ipynb #dc86ea63
+# %% ../nbs/40_onnx_stateful.ipynb #ffa2fc93
 GRAPHS = ('enc', 'erb_dec', 'df_dec', 'combined', 'full', 'stateless')
 
 def _save(m: onnx.ModelProto, path: Path, opset: int):
@@ -432,7 +432,7 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
     written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #17c36eae
+# %% ../nbs/40_onnx_stateful.ipynb #454f6b00
 class StreamingEnhancer:
     "Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call"
     def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1):
@@ -505,7 +505,7 @@ class StreamingEnhancer:
 
     def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
 
-# %% ../nbs/40_onnx_stateful.ipynb #ecd6a23d
+# %% ../nbs/40_onnx_stateful.ipynb #494f59f1
 def _flat(template, st, pre=''):
     "Flatten a nested state (dicts/lists of tensors, following `template`'s order; the `skip` counter is left out)"
     if isinstance(template, dict): return [x for k in template if k != 'skip' for x in _flat(template[k], st[k], f'{pre}{k}_')]
@@ -521,14 +521,15 @@ def _unflat(template, tensors):
     return go(template)
 
 class DfNet4Step(nn.Module):
-    "DFNet4's per-frame network with flat state tensors: `feat_erb, feat_spec, *states -> m, coefs, lsnr, *new_states`"
+    """DFNet4's fused per-frame network (`dfnb.dfnet4.FusedStep`) with flat state tensors:
+    `feat_erb, feat_spec, *states -> m, coefs, lsnr, *new_states`"""
     def __init__(self, model):
-        super().__init__(); self.model = model
-        self.template = model.init_state(1); self.template['skip'] = 0
+        super().__init__(); self.model = model; self.fused = model.fuse_for_inference()
+        self.template = self.fused.init_state(1)
         self.state_names = [n for n, _ in _flat(self.template, self.template)]
     def init_states(self): return [t for _, t in _flat(self.template, self.template)]
     def forward(self, feat_erb, feat_spec, *states):
-        g, cf, ls, new = self.model._net(feat_erb, feat_spec, _unflat(self.template, states))
+        g, cf, ls, new = self.fused(feat_erb, feat_spec, _unflat(self.template, states))
         return (g.reshape(1, 1, 1, -1), cf.reshape(1, 1, cf.shape[-3], -1), ls.reshape(1, 1, 1),
                 *[t for _, t in _flat(self.template, new)])
 
@@ -547,10 +548,17 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     lg = logging.getLogger('torch.onnx._internal.exporter._registration'); lvl = lg.level; lg.setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
-        prog = torch.onnx.export(step, args, dynamo=True, opset_version=int(opset), verbose=False,
+        prog = torch.onnx.export(step, args, dynamo=True, opset_version=int(opset), verbose=False, optimize=False,
                                  input_names=['feat_erb', 'feat_spec', *[n + '_s0' for n in step.state_names]],
                                  output_names=['m', 'coefs', 'lsnr', *[n + '_s1' for n in step.state_names]])
-    lg.setLevel(lvl); net = prog.model_proto
+    lg.setLevel(lvl)
+    # Not the exporter's default `optimize=True`: onnxscript's rewrite rules match constants within 1e-8 of zero as
+    # zero, so `x + 1e-8 -> x`, and the hybrid branch's log10(p + 1e-8) became -inf (then NaN) on silence. Constant
+    # folding alone keeps the graph as small for ONNX Runtime, which applies its own fusions.
+    from onnxscript import optimizer as _opt
+    from onnxscript.ir.passes.common import RemoveUnusedNodesPass
+    _opt.fold_constants(prog.model); RemoveUnusedNodesPass()(prog.model)
+    net = prog.model_proto
     written = {'combined': out/'combined.onnx'}
     net = _save(net, out/'combined.onnx', int(opset))
     front, back = export_dsp(FrameDsp(cfg), opset=int(opset))
@@ -570,7 +578,7 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #9ddcc639
+# %% ../nbs/40_onnx_stateful.ipynb #6116efa5
 def export_cli(argv=None) -> int:
     "Entry point of `dfnb-export-onnx`: export a DeepFilterNet model as stateful/stateless ONNX graphs"
     import argparse, sys

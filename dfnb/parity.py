@@ -8,18 +8,18 @@ Docs: https://dfnb.github.io/dfnb/torch_hooks_parity.html.md"""
 __all__ = ['SKETCH_K', 'SAMPLE_M', 'flatten', 'Stats', 'Record', 'Capture', 'capture', 'tensor_metrics', 'stats_metrics', 'Row',
            'ParityReport', 'compare', 'test_parity', 'onnx_capture', 'ModuleMap', 'onnx_module_map', 'export_onnx']
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #4be28274
+# %% ../nbs/60_torch_hooks_parity.ipynb #211be779
 import contextlib, math, re, copy, os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #4642b99b
+# %% ../nbs/60_torch_hooks_parity.ipynb #97639c52
 import numpy as np
 import torch
 import torch.nn as nn
 from .evaluate import si_sdr
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #2ac6dbe8
+# %% ../nbs/60_torch_hooks_parity.ipynb #7339f85b
 def flatten(x, prefix: str = "") -> dict[str, Any]:
     "Flatten nested tuples/lists/dicts of tensors into an ordered `{key path: tensor}` dict."
     out = {}
@@ -30,7 +30,7 @@ def flatten(x, prefix: str = "") -> dict[str, Any]:
         for k, v in x.items(): out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #84416b2d
+# %% ../nbs/60_torch_hooks_parity.ipynb #d4c9377c
 SKETCH_K, SAMPLE_M, _CHUNK = 128, 256, 1 << 18
 
 def _real_flat(t: torch.Tensor) -> torch.Tensor:
@@ -58,7 +58,7 @@ def _sample_idx(n: int, m: int = SAMPLE_M) -> torch.Tensor:
     g = torch.Generator().manual_seed(7 + n)
     return torch.randint(0, n, (m,), generator=g) if n > m else torch.arange(n)
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #437e6d27
+# %% ../nbs/60_torch_hooks_parity.ipynb #bc541d17
 @dataclass
 class Stats:
     "Constant-size summary of a tensor: moments, extremes, norm, a random projection and a fixed sample."
@@ -77,7 +77,7 @@ class Stats:
 
     def __repr__(self): return f"Stats(shape={self.shape}, dtype={self.dtype}, mean={self.mean:.4g}, std={self.std:.4g}, l2={self.l2:.4g})"
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #92f44dac
+# %% ../nbs/60_torch_hooks_parity.ipynb #bdd85a3c
 @dataclass
 class Record:
     "What one module call (or one ONNX value) produced: flattened outputs and, optionally, inputs."
@@ -93,7 +93,7 @@ class Record:
         "The single output tensor, or the whole flattened dict when there are several."
         return next(iter(self.outputs.values())) if len(self.outputs) == 1 else self.outputs
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #70c9c760
+# %% ../nbs/60_torch_hooks_parity.ipynb #480f61bb
 def _nbytes(v): return v.nbytes if isinstance(v, Stats) else v.numel() * v.element_size()
 
 class Capture:
@@ -124,7 +124,7 @@ class Capture:
     def __repr__(self):
         return f"Capture({self.source}, {len(self)} records, {self.nbytes/2**20:.2f} MiB: {', '.join(map(repr, self.names[:6]))}{', ...' if len(self) > 6 else ''})"
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #0be5daf0
+# %% ../nbs/60_torch_hooks_parity.ipynb #06872487
 def _select(names, max_depth):
     if names is not None and not isinstance(names, (str, re.Pattern, list, tuple, set)):
         raise TypeError(f"names: expected None, a regex string or a list of module names, got {type(names).__name__}")
@@ -149,7 +149,7 @@ def _keeper(stats_only):
         return t.detach().clone()
     return keep
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #b4bc27c6
+# %% ../nbs/60_torch_hooks_parity.ipynb #e0187261
 @contextlib.contextmanager
 def capture(model: nn.Module, names=None, max_depth: int | None = None, stats_only: bool | int = False, inputs: bool = True):
     "Record each selected module call's outputs (and inputs) during the forward passes run inside the `with` block."
@@ -168,7 +168,7 @@ def capture(model: nn.Module, names=None, max_depth: int | None = None, stats_on
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #ce52bfdc
+# %% ../nbs/60_torch_hooks_parity.ipynb #e5776b25
 def _f64(t: torch.Tensor) -> torch.Tensor:
     t = t.detach().cpu()
     return t.to(torch.complex128) if t.is_complex() else t.to(torch.float64)
@@ -184,7 +184,7 @@ def _snr(rel_l2: float) -> float:
 def _audio_like(t) -> bool:
     return not t.is_complex() and t.ndim in (1, 2) and t.shape[-1] >= 256
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #0a18f973
+# %% ../nbs/60_torch_hooks_parity.ipynb #0bef8d53
 def tensor_metrics(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5, audio: bool | None = None) -> dict:
     "Error measures of candidate `b` against reference `a` (same shape), and Polygraphy's pass/fail rule."
     if tuple(a.shape) != tuple(b.shape): raise ValueError(f"shape mismatch: {tuple(a.shape)} vs {tuple(b.shape)}")
@@ -220,7 +220,7 @@ def stats_metrics(a: Stats, b: Stats, atol: float = 1e-5, rtol: float = 1e-5) ->
                 rel_l2=rel_l2, cosine=cos, snr_db=_snr(rel_l2), si_sdr=None,
                 n_fail=int(fail.sum()), numel=math.prod(a.shape), ok=ok, approx=True)
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #a922a9f6
+# %% ../nbs/60_torch_hooks_parity.ipynb #25206be9
 def _pairs(a: Capture, b: Capture, mapping):
     "-> (list of (name_a, name_b)), errors, unmatched_a, unmatched_b"
     errors, pairs = [], []
@@ -255,7 +255,7 @@ def _pairs(a: Capture, b: Capture, mapping):
     used_a, used_b = {p[0] for p in pairs}, {p[1] for p in pairs}
     return pairs, errors, [n for n in a.names if n not in used_a], [n for n in b.names if n not in used_b]
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #b221ca0e
+# %% ../nbs/60_torch_hooks_parity.ipynb #a99f4f15
 @dataclass
 class Row:
     "One compared tensor pair."
@@ -268,7 +268,7 @@ class Row:
         if self.key: s += f"[{self.key}]"
         return s if self.name_b == self.name else f"{s} ↔ {self.name_b or '(model)'}"
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #4c9328e6
+# %% ../nbs/60_torch_hooks_parity.ipynb #beb9e33e
 def _fmt(v, approx=False):
     if v is None: return "-"
     if isinstance(v, float):
@@ -346,7 +346,7 @@ class ParityReport:
         ax.legend(fontsize=8, loc="upper left"); ax.grid(alpha=0.3)
         return ax
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #d865fa0f
+# %% ../nbs/60_torch_hooks_parity.ipynb #d5a37074
 def _leaves(oa: dict, ob: dict):
     "Pairs of output keys to compare: same keys, else a single tensor against the other side's first one, else common keys."
     if set(oa) == set(ob): return [(k, k) for k in oa]
@@ -395,7 +395,7 @@ def test_parity(a: Capture, b: Capture, **kwargs) -> ParityReport:
     return rep
 test_parity.__test__ = False  # a helper, not a test: keeps pytest from collecting it where it is imported
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #6abec0b1
+# %% ../nbs/60_torch_hooks_parity.ipynb #e6ed0b07
 def _load_onnx(model):
     import onnx
     if isinstance(model, bytes): return onnx.load_from_string(model)
@@ -435,7 +435,7 @@ def onnx_capture(onnx_model, feeds: dict, names=None, providers=("CPUExecutionPr
         r.module = node.name
     return cap
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #54ccddae
+# %% ../nbs/60_torch_hooks_parity.ipynb #50cc4605
 class ModuleMap(dict):
     "{torch record name: ONNX value name}, with `.ambiguous` (modules left out) and `.exporter` ('dynamo' | 'torchscript')."
     ambiguous: list; exporter: str
@@ -494,7 +494,7 @@ def onnx_module_map(onnx_model, torch_capture: Capture | None = None, model: nn.
     res.ambiguous, res.exporter = amb, kind
     return res
 
-# %% ../nbs/60_torch_hooks_parity.ipynb #fb50a246
+# %% ../nbs/60_torch_hooks_parity.ipynb #edbec275
 def export_onnx(model: nn.Module, args: tuple, path, dynamo: bool = True, **kwargs):
     "`torch.onnx.export` with the exporter's chatter silenced; returns the path."
     import warnings, logging, io

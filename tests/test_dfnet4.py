@@ -4,7 +4,8 @@ import json, tarfile
 from pathlib import Path
 import numpy as np, pytest, torch
 from dfnb.dfnet4 import (DfNet4Config, DfNet4, DfNet4Lite, migrate_config_from_dfnet3, save_checkpoint,
-                         load_checkpoint, order_support, tap_offsets, fold_batchnorm)
+                         load_checkpoint, order_support, tap_offsets, FusedStep, FrameConv)
+from dfnb.blocks import fold_batchnorm, Conv2dNormAct, ConvTranspose2dNormAct
 
 def tiny(**kw):
     return DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4,
@@ -217,3 +218,45 @@ def test_fold_batchnorm_keeps_outputs_and_streaming():
     for a, b in zip(out, ref): torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     L = m.config.conv_lookahead
     assert (torch.stack(gs, 1)[:, L:] - out[0][:, :8 - L]).abs().max() <= 1e-5
+
+
+# ----------------------------------------------------------------------------- fused inference step
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_step_equals_step(name):
+    "The fused inference step (`fuse_for_inference`) equals the module-by-module step, output by output and via enhance_step."
+    cfg = CASES[name]; m = model(cfg)
+    assert isinstance(m.fuse_for_inference(), FusedStep)
+    T = 10
+    spec, fe, fs = feats(cfg, T=T)
+    with torch.no_grad():
+        s0, s1 = m.init_state(2), m.init_state(2, fused=True)
+        for t in range(T):
+            *a, s0 = m.step(fe[:, t], fs[:, t], s0); *b, s1 = m.step(fe[:, t], fs[:, t], s1)
+            for x, y in zip(a, b): assert (x - y).abs().max() <= 1e-5, (t, (x - y).abs().max())
+        e0, e1 = m.init_enhance_state(2), m.init_enhance_state(2, fused=True)
+        for t in range(T):
+            y0, l0, e0 = m.enhance_step(spec[:, t], fe[:, t], fs[:, t], e0)
+            y1, l1, e1 = m.enhance_step(spec[:, t], fe[:, t], fs[:, t], e1)
+            assert (y0 - y1).abs().max() <= 1e-5 * max(1.0, y0.abs().max().item()) and (l0 - l1).abs().max() <= 1e-5
+    assert not any(k.startswith("_fused") for k in m.state_dict())      # the fused form is not part of checkpoints
+
+def test_fused_needs_fuse_first():
+    m = DfNet4(tiny())
+    with pytest.raises(ValueError, match="fuse_for_inference"): m.init_state(1, fused=True)
+
+@pytest.mark.parametrize("blk,shape", [
+    (lambda: Conv2dNormAct(8, 8, (1, 3), fstride=2, separable=True), (2, 8, 1, 32)),
+    (lambda: Conv2dNormAct(2, 8, (3, 3), separable=True), (2, 2, 3, 20)),
+    (lambda: Conv2dNormAct(1, 8, (3, 3), separable=True), (1, 1, 3, 9)),
+    (lambda: Conv2dNormAct(8, 8, 1), (2, 8, 1, 7)),
+    (lambda: ConvTranspose2dNormAct(8, 8, (1, 3), fstride=2), (2, 8, 1, 16)),
+    (lambda: ConvTranspose2dNormAct(8, 4, (1, 3), fstride=2), (1, 8, 1, 6)),
+    (lambda: Conv2dNormAct(8, 10, (5, 1), separable=True), (2, 8, 5, 12))])
+def test_frame_conv_equals_block(blk, shape):
+    torch.manual_seed(0); b = blk().eval()
+    b.norm.running_mean.normal_(0, .1); b.norm.running_var.uniform_(.5, 2)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ref = b(x)[:, :, -1].transpose(1, 2)
+        got = FrameConv(b, shape[-1])(x.permute(0, 3, 2, 1).flatten(2))
+    assert got.shape == ref.shape and (got - ref).abs().max() <= 1e-5

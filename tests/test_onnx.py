@@ -242,3 +242,23 @@ def test_layer_parity_torch_vs_stateful_graph(sub):
     co = parity.onnx_capture(g, feeds)
     rep = parity.compare(ct, co, mapping=parity.onnx_module_map(g, ct, m), atol=1e-4, rtol=1e-4)
     assert len(rep.rows) >= 5 and not rep.failures, repr(rep)
+
+
+def test_dfnet4_fused_export_all_options(tmp_path, noisy):
+    "The exported fused step graph (every DFNet4 option on, non-trivial BatchNorm statistics) equals offline enhance"
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    from dfnb.onnx import export_dfnet4
+    from dfnb.enhance import init_df, enhance
+    torch.manual_seed(2)
+    cfg = dfnet4.DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=3, enc_linear_groups=4,
+                              hybrid_hidden=16, hybrid_encoder=True, multi_res_df=True, adaptive_df_order=True)
+    m = dfnet4.DfNet4(cfg).eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d): mod.running_mean.normal_(0, 0.1); mod.running_var.uniform_(0.5, 2.0)
+    export_dfnet4(m, tmp_path / "t")
+    x = noisy[:24000]
+    ref = enhance(m, init_df(m)[1], x)
+    y = StreamingEnhancer(tmp_path / "t").process(x)
+    assert np.abs(y - ref).max() <= 1e-4
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "t" / "combined.onnx")).graph.node]
+    assert not {"ConvTranspose", "BatchNormalization", "Einsum"} & set(ops) and ops.count("Conv") <= 1   # only the hybrid Conv1d
