@@ -10,18 +10,18 @@ __all__ = ['GRAPHS', 'prune', 'make_stateful', 'check_model', 'ort_session', 'st
            'make_combined', 'load_official', 'read_df_config', 'FrameDsp', 'export_dsp', 'make_full', 'export_dfn3',
            'StreamingEnhancer', 'DfNet4Step', 'export_dfnet4', 'export_cli']
 
-# %% ../nbs/40_onnx_stateful.ipynb #b0be31ad
+# %% ../nbs/40_onnx_stateful.ipynb #c914d1b7
 import configparser, copy, json, os, shutil, tarfile, time, warnings
 from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# %% ../nbs/40_onnx_stateful.ipynb #9d5c9548
-from .dfnet3 import official_model_dir
+# %% ../nbs/40_onnx_stateful.ipynb #dc54b760
+from .dfnet3 import official_model_dir, DfNet3Params
 from .stft_erb import norm_alpha, erb_widths
 
-# %% ../nbs/40_onnx_stateful.ipynb #a41760cc
+# %% ../nbs/40_onnx_stateful.ipynb #8fe70af9
 _I64MAX = np.iinfo(np.int64).max
 
 def _const(g, name, arr):
@@ -47,7 +47,7 @@ def prune(g):
     del g.value_info[:]
     return g
 
-# %% ../nbs/40_onnx_stateful.ipynb #ccfca1c7
+# %% ../nbs/40_onnx_stateful.ipynb #9d89a4a7
 def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelProto:
     "Rewrite a sequence DFN graph: GRUs take `h0` / return `h1`, causal time pads become `<x>_buf0` / `<x>_buf1` buffers"
     m = copy.deepcopy(model); g = m.graph
@@ -108,13 +108,13 @@ def _toposort(g):
         todo = rest
     del g.node[:]; g.node.extend(out)
 
-# %% ../nbs/40_onnx_stateful.ipynb #71c812b3
+# %% ../nbs/40_onnx_stateful.ipynb #1bda6e3f
 def check_model(m: onnx.ModelProto) -> onnx.ModelProto:
     "`onnx.checker` (full check) plus strict shape inference; returns the inferred model"
     onnx.checker.check_model(m, full_check=True)
     return onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True)
 
-# %% ../nbs/40_onnx_stateful.ipynb #5121ccc0
+# %% ../nbs/40_onnx_stateful.ipynb #92ac1d58
 def ort_session(model, threads: int = 1):
     "ONNX Runtime CPU session tuned for per-frame calls (`model`: path, bytes or ModelProto)"
     import onnxruntime as ort
@@ -143,7 +143,7 @@ def zero_states(sess) -> dict:
         res[i.name] = np.zeros(i.shape, np.float32)
     return res
 
-# %% ../nbs/40_onnx_stateful.ipynb #c4dc1bfe
+# %% ../nbs/40_onnx_stateful.ipynb #6b64547c
 def inline(dst: onnx.GraphProto, src: onnx.GraphProto, prefix: str, inputs: dict, outputs: dict):
     "Copy `src`'s nodes and initializers into `dst`, names prefixed; `inputs`/`outputs` map src io names to dst names"
     ren = {**inputs, **outputs, '': ''}
@@ -160,7 +160,7 @@ def _vi(g, name, io='input'):
     "value_info of graph input or output `name`"
     return next(v for v in (g.input if io == 'input' else g.output) if v.name == name)
 
-# %% ../nbs/40_onnx_stateful.ipynb #be1c8a6d
+# %% ../nbs/40_onnx_stateful.ipynb #94484686
 _ENC_OUT = ['e0', 'e1', 'e2', 'e3', 'emb', 'c0']
 
 def make_combined(enc: onnx.ModelProto, erb_dec: onnx.ModelProto, df_dec: onnx.ModelProto, stateful: bool = True) -> onnx.ModelProto:
@@ -199,19 +199,19 @@ def load_official(stateful: bool = True) -> onnx.ModelProto:
     d = official_model_dir()
     return make_combined(*(onnx.load(d/f'{n}.onnx') for n in ('enc', 'erb_dec', 'df_dec')), stateful=stateful)
 
-# %% ../nbs/40_onnx_stateful.ipynb #2a544a59
+# %% ../nbs/40_onnx_stateful.ipynb #dd2eddbf
 import torch
 from torch import nn
 
-def read_df_config(path) -> dict:
-    "The `[df]` and `[deepfilternet]` values the streaming graph needs, from a DeepFilterNet `config.ini`"
-    c = configparser.ConfigParser(); c.read(path)
-    df, net = c['df'], c['deepfilternet']
-    return dict(sr=df.getint('sr'), fft_size=df.getint('fft_size'), hop_size=df.getint('hop_size'), nb_erb=df.getint('nb_erb'),
-                nb_df=df.getint('nb_df'), norm_tau=df.getfloat('norm_tau'), min_nb_erb_freqs=df.getint('min_nb_erb_freqs'),
-                df_order=df.getint('df_order'), df_lookahead=df.getint('df_lookahead'), conv_lookahead=net.getint('conv_lookahead'))
+_STREAM_KEYS = ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "norm_tau", "min_nb_erb_freqs",
+                "df_order", "df_lookahead", "conv_lookahead")
 
-# %% ../nbs/40_onnx_stateful.ipynb #94889091
+def read_df_config(path) -> dict:
+    "The front-end and lookahead values the streaming graph needs, from a DeepFilterNet `config.ini` (via `DfNet3Params.from_ini`)."
+    p = DfNet3Params.from_ini(path)
+    return {k: getattr(p, k) for k in _STREAM_KEYS}
+
+# %% ../nbs/40_onnx_stateful.ipynb #7c100bc9
 class FrameDsp(nn.Module):
     "Per-frame DFN signal path with explicit state: `front` (samples -> spectrum, features) and `back` (-> samples)"
     def __init__(self, cfg: dict, widths=None):
@@ -300,7 +300,7 @@ class FrameDsp(nn.Module):
         out = t[:self.hop] + syn_mem0
         return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
 
-# %% ../nbs/40_onnx_stateful.ipynb #2c9cb315
+# %% ../nbs/40_onnx_stateful.ipynb #7cdf6a77
 class _Fn(nn.Module):
     def __init__(self, f): super().__init__(); self.f = f
     def forward(self, *a): return self.f(*a)
@@ -351,7 +351,7 @@ def make_full(combined: onnx.ModelProto, front: onnx.ModelProto, back: onnx.Mode
     m.ir_version = combined.ir_version
     return m
 
-# %% ../nbs/40_onnx_stateful.ipynb #a766560e
+# %% ../nbs/40_onnx_stateful.ipynb #7ee6138a
 GRAPHS = ('enc', 'erb_dec', 'df_dec', 'combined', 'full', 'stateless')
 
 def _save(m: onnx.ModelProto, path: Path, opset: int):
@@ -400,7 +400,7 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
     written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #5c5b73fa
+# %% ../nbs/40_onnx_stateful.ipynb #e2b5e4b0
 class StreamingEnhancer:
     "Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call"
     def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1):
@@ -473,7 +473,7 @@ class StreamingEnhancer:
 
     def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
 
-# %% ../nbs/40_onnx_stateful.ipynb #9f36a4c1
+# %% ../nbs/40_onnx_stateful.ipynb #8a2efe91
 def _flat(template, st, pre=''):
     "Flatten a nested state (dicts/lists of tensors, following `template`'s order; the `skip` counter is left out)"
     if isinstance(template, dict): return [x for k in template if k != 'skip' for x in _flat(template[k], st[k], f'{pre}{k}_')]
@@ -546,7 +546,7 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
     return written
 
-# %% ../nbs/40_onnx_stateful.ipynb #4e5f746e
+# %% ../nbs/40_onnx_stateful.ipynb #b535f326
 def export_cli(argv=None) -> int:
     "Entry point of `dfnb-export-onnx`: export a DeepFilterNet model as stateful/stateless ONNX graphs"
     import argparse, sys
