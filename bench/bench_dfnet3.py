@@ -22,14 +22,14 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1); torch.set_num_interop_threads(1)
     from dfnb.signals import espeak, babble, mix_at_snr
-    from dfnb.enhance import init_df, enhance, OfficialRuntime, OnnxDfNet3
+    from dfnb.enhance import init_df, enhance
+    from dfnb.official import OfficialRuntime, OnnxDfNet3
     sr = 48000; n = int(a.seconds * sr)
     speech = np.concatenate([espeak("The quick brown fox jumps over the lazy dog. Speech enhancement in real time.")] * 20)[:n]
     speech = np.pad(speech, (0, n - len(speech)))
     noisy, _ = mix_at_snr(speech, babble(n, sr, seed=0), 5.)
     noisy = (0.5 * noisy / np.abs(noisy).max()).astype(np.float32)
 
-    rows = []
     model, df_state, _ = init_df("dfnet3")
     onnx = OnnxDfNet3(threads=1)
     rt = OfficialRuntime()
@@ -48,8 +48,8 @@ def main():
     dur = n / sr
     print(f"DeepFilterNet3, {dur:.0f} s of noisy speech at 48 kHz, 1 thread, best of {a.repeats} "
           f"({platform.processor() or platform.machine()}, torch {torch.__version__})\n")
-    print(f"| system | end-to-end RTF | network-only RTF | end-to-end time / official runtime |")
-    print(f"|---|---|---|---|")
+    print("| system | end-to-end RTF | network-only RTF | end-to-end time / official runtime |")
+    print("|---|---|---|---|")
     for name, t, tn in [("dfnb DFN3 (torch)", t_torch, n_torch), ("official ONNX graphs (onnxruntime, offline)", t_onnx, n_onnx),
                         ("official runtime (Rust/tract, streaming)", t_rt, None)]:
         print(f"| {name} | {t / dur:.4f} | {'-' if tn is None else f'{tn / dur:.4f}'} | {t / t_rt:.2f}x |")

@@ -13,7 +13,7 @@ form: eval mode, BatchNorm folded into the convolutions (`fold_batchnorm`; DFN3'
 import argparse, statistics, time
 import numba, torch
 from torch import nn
-from dfnb.dfnet4 import DfNet4, DfNet4Config, DfNet4Lite
+from dfnb.dfnet4 import DfNet4, DfNet4Lite
 from dfnb.blocks import GroupedLinear, fold_batchnorm
 from dfnb.mamba import MambaBlock
 

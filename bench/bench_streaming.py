@@ -8,15 +8,16 @@ Reports median / p99 per-hop latency (ms), real-time factor (processing time / a
 each median to the official runtime's. With --stability-seconds N it also streams N seconds through full.onnx
 and reports NaN/Inf, the largest state magnitude and peak RSS growth.
 """
-import argparse, os, resource, sys, tempfile, time
+import argparse, os, resource, tempfile, time
 from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 torch.set_num_threads(1)
-from dfnb.onnx import StreamingEnhancer, export_dfn3, export_dfnet4
-from dfnb.enhance import OfficialRuntime
+from dfnb.onnx import export_dfn3, export_dfnet4
+from dfnb.streaming import StreamingEnhancer
+from dfnb.official import OfficialRuntime
 from dfnb.signals import speech_like, pink_noise, mix_at_snr
 
 

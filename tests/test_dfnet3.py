@@ -2,9 +2,9 @@
 import configparser, copy, tarfile
 import numpy as np, onnx, pytest, torch
 from onnx import helper, numpy_helper, TensorProto
-from dfnb.dfnet3 import (DfNet3, DfNet3Params, DfDecoder, Encoder, ErbDecoder, WeightMappingError, _gru_reorder,
-                         extract_model_tarball, load_official_dfnet3, map_onnx_weights, official_model_dir,
-                         onnx_sessions, submodel_parity)
+from dfnb.dfnet3 import (DfNet3, DfDecoder, Encoder, ErbDecoder, WeightMappingError, _gru_reorder,
+                         load_official_dfnet3, map_onnx_weights, submodel_parity)
+from dfnb.official import DfNet3Params, extract_model_tarball, official_model_dir, onnx_sessions
 
 TOL = 1e-4
 

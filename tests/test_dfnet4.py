@@ -1,10 +1,9 @@
 """DFNet4: configuration, migration, shapes, gradients, causality, streaming equivalence, mixed precision, checkpoints.
 Tiny configurations where a test is about logic, the real presets where it is about the presets."""
 import json, tarfile
-from pathlib import Path
 import numpy as np, pytest, torch
-from dfnb.dfnet4 import (DfNet4Config, DfNet4, DfNet4Lite, migrate_config_from_dfnet3, save_checkpoint,
-                         load_checkpoint, order_support, tap_offsets, FusedStep, FrameConv)
+from dfnb.dfnet4 import (DfNet4Config, DfNet4, DfNet4Lite, migrate_config_from_dfnet3,
+                         order_support, tap_offsets, FusedStep, FrameConv)
 from dfnb.blocks import fold_batchnorm, Conv2dNormAct, ConvTranspose2dNormAct
 
 def tiny(**kw):
@@ -173,11 +172,12 @@ def test_mixed_precision(mode):
 def test_checkpoint_and_init_df(tmp_path):
     torch.manual_seed(0)
     m = DfNet4(tiny(hybrid_encoder=True)).eval()
-    p = save_checkpoint(m, tmp_path / "ck.pt", epoch=3)
+    from dfnb.checkpoint import save_model, load_model, load_training_state
+    p = save_model(m, tmp_path / "ck.pt", epoch=3)
     ck = torch.load(p, weights_only=True)
     assert set(ck) >= {"model_state_dict", "model_config", "epoch"}
-    back = load_checkpoint(p)
-    assert back.config == m.config and back.checkpoint_extra["epoch"] == 3 and not back.training
+    back = load_model(p)
+    assert back.config == m.config and load_training_state(p)["epoch"] == 3 and not back.training
     spec, fe, fs = feats(m.config, T=6)
     with torch.no_grad():
         torch.testing.assert_close(back.enhance_spec(spec, fe, fs)[0], m.enhance_spec(spec, fe, fs)[0])
@@ -188,8 +188,8 @@ def test_checkpoint_and_init_df(tmp_path):
     audio = np.random.default_rng(0).standard_normal(48000 // 4).astype(np.float32) * 0.1
     y = enhance(model, df_state, audio)
     assert y.shape == audio.shape and np.isfinite(y).all()
-    with pytest.raises(ValueError, match="checkpoint"):
-        torch.save({"foo": 1}, tmp_path / "bad.pt"); load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="Checkpoint does not contain 'model_config'"):
+        torch.save({"foo": 1}, tmp_path / "bad.pt"); load_model(tmp_path / "bad.pt")
 
 def test_enhance_gating_stages():
     "enhance_stages: gains-only frames and silenced frames as libDF's apply_stages."

@@ -1,5 +1,4 @@
 "Parity, gradients, streaming and bad-input tests for dfnb.mamba (the selective scan and the Mamba layers)."
-import math
 import numpy as np
 import pytest
 import torch
@@ -171,7 +170,6 @@ def test_block_step_over_sequence_equals_forward(cls, cfg):
     with torch.no_grad():
         y = m(x)
         state = m.init_state(3)
-        s0 = [t.clone() for t in state]
         ys = []
         for t in range(x.shape[1]):
             yt, state = m.step(x[:, t], state)
@@ -215,7 +213,7 @@ def test_block_init_follows_mamba():
 
 
 def test_onnx_export_of_step(tmp_path):
-    onnx = pytest.importorskip("onnx"); ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx"); ort = pytest.importorskip("onnxruntime")
     m = Mamba(8, d_state=4).eval()
     conv, ssm = m.init_state(1)
     x = torch.randn(1, 8)

@@ -1,15 +1,16 @@
 "Stateful ONNX export (dfnb.onnx): graph surgery, merged / full graphs, streaming equivalence, CLI, bad input."
-import json, os, resource, time
-from pathlib import Path
+import json, os, resource
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from dfnb.onnx import (StreamingEnhancer, export_dfn3, export_cli, make_stateful, make_combined, ort_session, state_pairs,
-                       zero_states, official_model_dir, FrameDsp, read_df_config, check_model)
+from dfnb.onnx import export_dfn3, export_cli, make_stateful, FrameDsp
+from dfnb.onnx_graph import ort_session, state_pairs, zero_states, check_model
+from dfnb.streaming import StreamingEnhancer
+from dfnb.official import official_model_dir, DfNet3Params
+from dfnb.metrics import snr as snr_db
 
-snr_db = lambda ref, est: float(10 * np.log10((ref**2).sum() / ((ref - est)**2).sum()))
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_torch_vs_stateful_onnx_per_submodel(model_dir):
 
 
 def test_vs_official_runtime(model_dir, noisy):
-    from dfnb.enhance import OfficialRuntime
+    from dfnb.official import OfficialRuntime
     y = StreamingEnhancer(model_dir).process(noisy)
     with OfficialRuntime() as rt: ref, _ = rt.process(noisy)
     assert snr_db(ref, y) >= 30
@@ -131,7 +132,7 @@ def test_stateless_is_choppy(model_dir, noisy):
 
 def test_frame_dsp_matches_libdf():
     libdf = pytest.importorskip("libdf")
-    cfg = read_df_config(official_model_dir() / "config.ini"); dsp = FrameDsp(cfg)
+    p3 = DfNet3Params.from_ini(official_model_dir()); dsp = FrameDsp(p3, p3.df_order, p3.conv_lookahead)
     df = libdf.DF(sr=48000, fft_size=960, hop_size=480, nb_bands=32, min_nb_erb_freqs=2)
     x = np.random.default_rng(2).standard_normal(480 * 20).astype(np.float32) * 0.1
     X = df.analysis(x[None])[0]
@@ -217,7 +218,8 @@ def test_dfnet4_stream_equals_offline(preset, tmp_path, noisy):
 
 def test_cli_dfnet4_checkpoint(tmp_path):
     dfnet4 = pytest.importorskip("dfnb.dfnet4")
-    ck = dfnet4.save_checkpoint(dfnet4.DfNet4Lite(), tmp_path / "lite.pt")
+    from dfnb.checkpoint import save_model
+    ck = save_model(dfnet4.DfNet4Lite(), tmp_path / "lite.pt")
     assert export_cli([str(ck), "-o", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "full.onnx").exists()
     assert export_cli([str(ck), "-o", str(tmp_path / "o2"), "--opset", "12"]) == 2

@@ -1,6 +1,6 @@
 "Tests for dfnb.parity: locating a perturbed layer, hook hygiene, mapping errors, nested outputs, stats mode, ONNX."
 import copy, re
-import numpy as np, pytest, torch, torch.nn as nn
+import pytest, torch, torch.nn as nn
 from dfnb.parity import (capture, compare, test_parity, Capture, Stats, flatten, tensor_metrics, onnx_capture,
                          onnx_module_map, export_onnx, ParityReport)
 
