@@ -9,6 +9,7 @@ The CUDA section runs only where torch sees a GPU.
 import argparse, os, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before torch loads its OpenMP runtime (see dfnb.mamba)
 import torch
+from _results import table, write_results
 from dfnb.mamba import selective_scan
 
 CASES = [(8, 512, 300, 64), (1, 512, 6000, 16)]
@@ -77,7 +78,17 @@ def main(argv=None):
     a = ap.parse_args(argv)
     bes = a.backends.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (" (* = ref timed on a subset, scaled)" if a.quick else ""))
-    for case in CASES: run_case(case, bes, "cpu", a.reps, a.quick)
+    md_rows, data = [], []
+    for case in CASES:
+        rows = run_case(case, bes, "cpu", a.reps, a.quick)
+        b, d, L, n = case; upd = b * d * L * n; ref = {r[0]: r for r in rows}.get("ref")
+        data.append({"case": dict(batch=b, d_inner=d, L=L, d_state=n), "rows": [dict(backend=be, fwd_s=tf, fwdbwd_s=tb) for be, tf, tb, _ in rows]})
+        for i, (be, tf, tb, mark) in enumerate(rows):
+            md_rows.append((f"b {b}, d {d}, L {L}, N {n}" if i == 0 else "", be + ("\\*" if mark else ""), f"{tf * 1e3:.1f}",
+                            f"{upd / tf / 1e9:.2f}", f"{ref[1] / tf:.1f}" if ref else "-", f"{tb * 1e3:.1f}",
+                            f"{upd / tb / 1e9:.2f}", f"{ref[2] / tb:.1f}" if ref else "-"))
+    write_results("bench_mamba", table(("case", "backend", "fwd ms", "fwd G upd/s", "fwd × ref", "fwd+bwd ms", "fwd+bwd G upd/s", "fwd+bwd × ref"), md_rows)
+                  + ("\n\n\\* the readable loop timed on the first 300 frames at full width, scaled by L / 300." if a.quick else ""), data=data)
     if torch.cuda.is_available():
         print(f"\nCUDA: {torch.cuda.get_device_name()}")
         for case in CASES: run_case(case, [x for x in bes if x != "numba"], "cuda", max(a.reps, 10), a.quick)

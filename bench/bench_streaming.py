@@ -19,6 +19,7 @@ from dfnb.onnx import export_dfn3, export_dfnet4
 from dfnb.streaming import StreamingEnhancer
 from dfnb.official import OfficialRuntime
 from dfnb.signals import speech_like, pink_noise, mix_at_snr
+from _results import table, write_results
 
 
 def rss_mib() -> float:
@@ -70,10 +71,14 @@ def main(argv=None):
     ref = np.median(ts["official Rust runtime (tract)"])
     print(f"{len(frames)} hops of 10 ms ({a.seconds:.0f} s of audio), single thread, load avg {os.getloadavg()[0]:.2f}\n")
     print(f"{'system':42s} {'median ms':>9s} {'p99 ms':>8s} {'RTF':>7s} {'ratio':>6s}")
+    rows = []
     for k, v in ts.items():
         v = np.asarray(v)
         print(f"{k:42s} {np.median(v)*1e3:9.3f} {np.percentile(v, 99)*1e3:8.3f} {v.sum()/(len(v)*hop_s):7.4f} {np.median(v)/ref:6.2f}")
+        rows.append((k, f"{np.median(v)*1e3:.3f}", f"{np.percentile(v, 99)*1e3:.3f}", f"{v.sum()/(len(v)*hop_s):.4f}", f"**{np.median(v)/ref:.2f}**"))
     print("\nratio = median / official runtime median (goals: dfnb DFN3 <= 1.0, DfNet4Lite <= 0.5)")
+    write_results("bench_streaming", table(("system", "median ms / hop", "p99 ms", "RTF", "median / official runtime"), rows)
+                  + f"\n\n{len(frames)} hops of 10 ms, systems interleaved in blocks of 50 hops.", threads=1)
     if a.stability_seconds > 0:
         models = {"DFN3": d, **{n: d.parent / n for n in ("DfNet4", "DfNet4Lite") if (d.parent / n).exists()}}
         for name, mdir in models.items(): stability(name, mdir, frames, a.stability_seconds)

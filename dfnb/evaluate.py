@@ -127,6 +127,6 @@ def evaluate_cli(argv=None) -> int:
         if s != "dfnb" and s in ("official", "onnx"):
             mean, worst = delta(rows, "dfnb", s)
             print(f"\nPESQ dfnb - {s}: mean {mean:+.4f}, largest |difference| {worst:.4f}")
-    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if a.json: a.json.write_text(json.dumps(rows, indent=1))
     return 0
