@@ -11,7 +11,7 @@ __all__ = ['DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_s
            'FusedStep']
 
 # %% ../nbs/20_dfnet4.ipynb #2d662fb2
-import contextlib, copy, difflib, json
+import contextlib, copy, difflib, json, os
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import torch
@@ -27,7 +27,7 @@ from .blocks import (GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply
 from .official import read_config
 from .checkpoint import register_model_type
 
-# %% ../nbs/20_dfnet4.ipynb #5b442cd0
+# %% ../nbs/20_dfnet4.ipynb #c369a9fa
 _POS_INT = ("conv_ch",
             "enc_linear_groups", "linear_groups", "mamba_d_model", "mamba_d_state", "mamba_d_conv", "mamba_expand",
             "num_mamba_layers", "df_pathway_kernel_size_t", "hybrid_hidden")
@@ -73,84 +73,98 @@ class DfNet4Config(DeepFilterParams):
             if isinstance(v, list): object.__setattr__(self, k, tuple(v))
         self.validate()
 
-    def validate(self):
-        "Raise a `TypeError`/`ValueError` naming the first bad field."
-        for k in _POS_INT + _NONNEG_INT:
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int): raise _bad(k, v, "an int", TypeError)
-            if v < (0 if k in _NONNEG_INT else 1): raise _bad(k, v, ">= 0" if k in _NONNEG_INT else ">= 1")
-        for k in _BOOLS:
-            if not isinstance(getattr(self, k), bool): raise _bad(k, getattr(self, k), "a bool", TypeError)
-        if self.scan_backend not in ("auto", "numba", "torch", "ref"):
-            raise _bad("scan_backend", self.scan_backend, "one of 'auto', 'numba', 'torch', 'ref' (see dfnb.mamba)")
-        for k in ("conv_kernel_inp", "conv_kernel"):
-            v = getattr(self, k)
-            if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(i, int) and i >= 1 for i in v)):
-                raise _bad(k, v, "a pair of positive ints (time, freq)")
-            if v[1] % 2 == 0: raise _bad(k, v, "an odd frequency kernel")
-        if self.nb_erb % 4: raise _bad("nb_erb", self.nb_erb, "a multiple of 4 (two frequency strides of 2)")
-        if self.nb_df % 2: raise _bad("nb_df", self.nb_df, "an even number")
-        if self.df_mamba_layers >= self.num_mamba_layers:
-            raise _bad("df_mamba_layers", self.df_mamba_layers, f"< num_mamba_layers ({self.num_mamba_layers}): the encoder trunk needs >= 1 layer")
-        emb_in = self.conv_ch * self.nb_erb // 4
-        for k, n in (("enc_linear_groups", self.conv_ch * self.nb_df // 2), ("linear_groups", emb_in)):
-            if n % getattr(self, k): raise _bad(k, getattr(self, k), f"a divisor of {n}")
-        for n in (self.mamba_d_model, self.nb_df * self.df_order_eff * 2, emb_in):
-            if n % self.linear_groups: raise _bad("linear_groups", self.linear_groups, f"a divisor of {n}")
-        if self.multi_res_df:
-            o, s = self.multi_res_orders, self.multi_res_fstrides
-            if not (isinstance(o, tuple) and isinstance(s, tuple) and len(o) == len(s) >= 2):
-                raise _bad("multi_res_orders", o, "a tuple of >= 2 orders, one per entry of multi_res_fstrides")
-            for oi in o:
-                if not isinstance(oi, int) or oi <= self.df_lookahead:
-                    raise _bad("multi_res_orders", o, f"ints > df_lookahead ({self.df_lookahead})")
-            for si in s:
-                if not isinstance(si, int) or si < 1 or self.nb_df % si:
-                    raise _bad("multi_res_fstrides", s, f"positive divisors of nb_df ({self.nb_df})")
-        if self.adaptive_df_order:
-            a = self.adaptive_orders
-            if not (isinstance(a, tuple) and len(a) >= 2 and all(isinstance(i, int) and 1 <= i <= self.df_order_eff for i in a)):
-                raise _bad("adaptive_orders", a, f">= 2 orders in 1..{self.df_order_eff} (the effective filter order)")
-        return self
-
     @property
     def df_order_eff(self):
         "Order of the filter `forward` returns: the longest multi-resolution branch, else `df_order`."
         return max(self.multi_res_orders) if self.multi_res_df else self.df_order
 
-    # --- (de)serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-    @classmethod
-    def from_dict(cls, d: dict) -> "DfNet4Config":
-        "Build from a dict; an unknown key raises a `ValueError` that names it and suggests the nearest field."
-        if not isinstance(d, dict): raise TypeError(f"DfNet4Config.from_dict: got {type(d).__name__}, expected a dict")
-        names = [f.name for f in fields(cls)]
-        for k in d:
-            if k not in names:
-                near = difflib.get_close_matches(str(k), names, n=1, cutoff=0.5)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(names)}"
-                raise ValueError(f"DfNet4Config: unknown key {k!r}{hint}")
-        return cls(**d)
-    def to_json(self, path=None, indent=2) -> str:
-        s = json.dumps(self.to_dict(), indent=indent)
-        if path is not None: Path(path).write_text(s)
-        return s
-    @classmethod
-    def from_json(cls, s_or_path) -> "DfNet4Config":
-        s = str(s_or_path)
-        if not s.lstrip().startswith("{"): s = Path(s).read_text()
-        return cls.from_dict(json.loads(s))
-    def replace(self, **kw) -> "DfNet4Config": return self.from_dict({**self.to_dict(), **kw})
+# %% ../nbs/20_dfnet4.ipynb #24a4c0ab
+@patch
+def validate(self: DfNet4Config):
+    "Raise a `TypeError`/`ValueError` naming the first bad field."
+    for k in _POS_INT + _NONNEG_INT:
+        v = getattr(self, k)
+        if isinstance(v, bool) or not isinstance(v, int): raise _bad(k, v, "an int", TypeError)
+        if v < (0 if k in _NONNEG_INT else 1): raise _bad(k, v, ">= 0" if k in _NONNEG_INT else ">= 1")
+    for k in _BOOLS:
+        if not isinstance(getattr(self, k), bool): raise _bad(k, getattr(self, k), "a bool", TypeError)
+    if self.scan_backend not in ("auto", "numba", "torch", "ref"):
+        raise _bad("scan_backend", self.scan_backend, "one of 'auto', 'numba', 'torch', 'ref' (see dfnb.mamba)")
+    for k in ("conv_kernel_inp", "conv_kernel"):
+        v = getattr(self, k)
+        if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(i, int) and i >= 1 for i in v)):
+            raise _bad(k, v, "a pair of positive ints (time, freq)")
+        if v[1] % 2 == 0: raise _bad(k, v, "an odd frequency kernel")
+    if self.nb_erb % 4: raise _bad("nb_erb", self.nb_erb, "a multiple of 4 (two frequency strides of 2)")
+    if self.nb_df % 2: raise _bad("nb_df", self.nb_df, "an even number")
+    if self.df_mamba_layers >= self.num_mamba_layers:
+        raise _bad("df_mamba_layers", self.df_mamba_layers, f"< num_mamba_layers ({self.num_mamba_layers}): the encoder trunk needs >= 1 layer")
+    emb_in = self.conv_ch * self.nb_erb // 4
+    for k, n in (("enc_linear_groups", self.conv_ch * self.nb_df // 2), ("linear_groups", emb_in)):
+        if n % getattr(self, k): raise _bad(k, getattr(self, k), f"a divisor of {n}")
+    for n in (self.mamba_d_model, self.nb_df * self.df_order_eff * 2, emb_in):
+        if n % self.linear_groups: raise _bad("linear_groups", self.linear_groups, f"a divisor of {n}")
+    if self.multi_res_df:
+        o, s = self.multi_res_orders, self.multi_res_fstrides
+        if not (isinstance(o, tuple) and isinstance(s, tuple) and len(o) == len(s) >= 2):
+            raise _bad("multi_res_orders", o, "a tuple of >= 2 orders, one per entry of multi_res_fstrides")
+        for oi in o:
+            if not isinstance(oi, int) or oi <= self.df_lookahead:
+                raise _bad("multi_res_orders", o, f"ints > df_lookahead ({self.df_lookahead})")
+        for si in s:
+            if not isinstance(si, int) or si < 1 or self.nb_df % si:
+                raise _bad("multi_res_fstrides", s, f"positive divisors of nb_df ({self.nb_df})")
+    if self.adaptive_df_order:
+        a = self.adaptive_orders
+        if not (isinstance(a, tuple) and len(a) >= 2 and all(isinstance(i, int) and 1 <= i <= self.df_order_eff for i in a)):
+            raise _bad("adaptive_orders", a, f">= 2 orders in 1..{self.df_order_eff} (the effective filter order)")
+    return self
 
-    # --- presets -----------------------------------------------------------------------------
-    @classmethod
-    def dfnet4(cls, **kw) -> "DfNet4Config": return cls.from_dict(kw)
-    @classmethod
-    def lite(cls, **kw) -> "DfNet4Config":
-        base = dict(conv_ch=32, mamba_d_model=208, mamba_d_state=32, num_mamba_layers=3, df_mamba_layers=1,
-                    enc_linear_groups=16, hybrid_hidden=64)
-        return cls.from_dict({**base, **kw})
+# %% ../nbs/20_dfnet4.ipynb #b191dbb6
+@patch
+def to_dict(self: DfNet4Config) -> dict:
+    "Plain dict (tuples as lists), JSON-able: what checkpoints store as `model_config`."
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+@patch(cls_method=True)
+def from_dict(cls: DfNet4Config, d: dict) -> "DfNet4Config":
+    "Build from a dict; an unknown key raises a `ValueError` that names it and suggests the nearest field."
+    if not isinstance(d, dict): raise TypeError(f"DfNet4Config.from_dict: got {type(d).__name__}, expected a dict")
+    names = [f.name for f in fields(cls)]
+    for k in d:
+        if k not in names:
+            near = difflib.get_close_matches(str(k), names, n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(names)}"
+            raise ValueError(f"DfNet4Config: unknown key {k!r}{hint}")
+    return cls(**d)
+@patch
+def to_json(self: DfNet4Config, path=None, indent=2) -> str:
+    "JSON text; with `path`, also written there (through a temporary file and a rename: never half a file)."
+    s = json.dumps(self.to_dict(), indent=indent)
+    if path is not None:
+        path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(s); os.replace(tmp, path)
+    return s
+@patch(cls_method=True)
+def from_json(cls: DfNet4Config, s_or_path) -> "DfNet4Config":
+    "From JSON text or a JSON file."
+    s = str(s_or_path)
+    if not s.lstrip().startswith("{"): s = Path(s).read_text()
+    return cls.from_dict(json.loads(s))
+@patch
+def replace(self: DfNet4Config, **kw) -> "DfNet4Config":
+    "A copy with the fields in `kw` changed (validated again; the config itself is immutable)."
+    return self.from_dict({**self.to_dict(), **kw})
+
+@patch(cls_method=True)
+def dfnet4(cls: DfNet4Config, **kw) -> "DfNet4Config":
+    "The DfNet4 preset (the defaults), with overrides."
+    return cls.from_dict(kw)
+@patch(cls_method=True)
+def lite(cls: DfNet4Config, **kw) -> "DfNet4Config":
+    "The DfNet4Lite preset: half the convolution channels, a narrower and shallower Mamba stack."
+    base = dict(conv_ch=32, mamba_d_model=208, mamba_d_state=32, num_mamba_layers=3, df_mamba_layers=1,
+                enc_linear_groups=16, hybrid_hidden=64)
+    return cls.from_dict({**base, **kw})
 
 # %% ../nbs/20_dfnet4.ipynb #0e67c98b
 _DF_MAP = {"sr": int, "fft_size": int, "hop_size": int, "nb_erb": int, "nb_df": int, "min_nb_erb_freqs": int,
@@ -514,7 +528,7 @@ def enhance_step(self: DfNet4, spec_t: Tensor, feat_erb_t: Tensor, feat_spec_t: 
     return out, lb[:, 0], {"net": net, "spec": sb, "gains": gb, "coefs": cb, "lsnr": lb}
 
 @patch
-def fuse_for_inference(self: DfNet4) -> "FusedStep":
+def fuse_for_inference(self: DfNet4):
     """Build the fused fp32 inference step (`FusedStep`) that `step` / `enhance_step` run on a `fused=True` state.
     It is a snapshot of the weights: call again after they change. Not a registered submodule (state dict unchanged)."""
     object.__setattr__(self, "_fused", FusedStep(self.eval()))
@@ -572,7 +586,7 @@ class FrameConv(nn.Module):
         if self.act is not None: y = self.act(y)
         return y.reshape(B, self.f_out, -1)
 
-# %% ../nbs/20_dfnet4.ipynb #e508a6cd
+# %% ../nbs/20_dfnet4.ipynb #ee005aa6
 class _FusedMamba(nn.Module):
     "One `dfnb.mamba.Mamba` layer, one frame, with its weights pre-arranged for `x @ W` products."
     def __init__(self, layer: Mamba):
@@ -618,6 +632,7 @@ def _grouped(x: Tensor, w: Tensor) -> Tensor:
     if w.shape[0] == 1: return x @ w[0]
     return (x.unflatten(-1, (w.shape[0], -1)).transpose(0, 1) @ w).transpose(0, 1).flatten(1)
 
+# %% ../nbs/20_dfnet4.ipynb #a9748187
 class FusedStep(nn.Module):
     """DFNet4's network for one frame in its fused inference form (fp32): `forward(feat_erb [B,E] or [B,1,1,E],
     feat_spec [B,2,1,Fdf] (real, imag), state) -> (gains [B,E], coefs [B,Fdf,O,2], lsnr [B], new state)`. Equals
