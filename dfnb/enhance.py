@@ -11,20 +11,26 @@ import argparse, os, sys
 from pathlib import Path
 import numpy as np
 import torch
-from .stft_erb import DfState
+from .stft_erb import DfState, pcm_to_float
 from .checkpoint import load_model
 from .official import OnnxDfNet3
 
 # %% auto #0
-__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance', 'enhance_file', 'enhance_cli']
+__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance', 'enhance_file',
+           'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
 def init_df(model="dfnet3", device="cpu"):
     """`(model, df_state, suffix)` for `enhance`: `model` is `"dfnet3"` (official weights, torch), `"dfnet3-onnx"`
     (official ONNX graphs), an official `*.tar.gz`, a directory holding one (or `config.ini` + ONNX files, or a
     checkpoint), a dfnb checkpoint file, or an already built model."""
+    if model is None: model = "dfnet3"                      # DeepFilterNet's init_df(None): the default model
     if isinstance(model, torch.nn.Module) or hasattr(model, "enhance_spec"):
         m, suffix = model, type(model).__name__
+    elif not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model: expected a model name ('dfnet3', 'dfnet3-onnx'), a path or a model, got {type(model).__name__} {model!r}")
+    elif isinstance(model, str) and not model.strip():
+        raise ValueError("model: got an empty string; give 'dfnet3', 'dfnet3-onnx', a model file or a directory")
     elif model in ("dfnet3", "DeepFilterNet3"):
         from dfnb.dfnet3 import load_official_dfnet3
         m, suffix = load_official_dfnet3(), "DeepFilterNet3"
@@ -58,20 +64,38 @@ def lsnr_stages(lsnr, thresholds=RUNTIME_LSNR_THRESHOLDS):
     erb = ~zero & ~(lsnr > hi_erb)
     return zero, erb, erb & ~(lsnr > hi_df)
 
+MAX_CHANNELS = 64   # more "channels" than this is a layout mistake ([samples, channels]) far more often than real audio
+
 def _as_batch(audio):
-    "audio as float32 torch `[C, N]`, plus how to give it back in the caller's type and shape."
+    """audio as float32 torch `[C, N]`, plus how to give it back in the caller's type and shape. Integer PCM is scaled
+    as soundfile reads it (`dfnb.stft_erb.pcm_to_float`); bool and complex are refused."""
     is_np = isinstance(audio, np.ndarray)
     if not (is_np or torch.is_tensor(audio)):
         raise TypeError(f"audio: expected a NumPy array or torch tensor, got {type(audio).__name__}")
     if audio.ndim not in (1, 2): raise ValueError(f"audio: expected shape [N] or [C, N], got {tuple(audio.shape)}")
     if audio.shape[-1] == 0: raise ValueError("audio: expected at least one sample, got an empty signal")
-    x = torch.as_tensor(np.asarray(audio) if is_np else audio.detach().cpu()).to(torch.float32)
+    if audio.ndim == 2 and audio.shape[0] > MAX_CHANNELS:
+        hint = ("; it looks like [samples, channels] (soundfile's layout): pass audio.T" if audio.shape[1] <= MAX_CHANNELS
+                else "")
+        raise ValueError(f"audio: expected [channels, samples] with at most {MAX_CHANNELS} channels, got shape {tuple(audio.shape)}{hint}")
+    x = torch.from_numpy(np.ascontiguousarray(pcm_to_float(audio)))
     if not torch.isfinite(x).all(): raise ValueError("audio: contains NaN or infinite samples")
-    dtype = audio.dtype
+    float_in = audio.is_floating_point() if torch.is_tensor(audio) else np.issubdtype(audio.dtype, np.floating)
     def back(y):
         y = y if audio.ndim == 2 else y[0]
-        return y.numpy().astype(dtype if np.issubdtype(dtype, np.floating) else np.float32) if is_np else y.to(audio.device, audio.dtype if audio.is_floating_point() else torch.float32)
+        if is_np: return y.numpy().astype(audio.dtype if float_in else np.float32)
+        return y.to(audio.device, audio.dtype if float_in else torch.float32)
     return (x if x.ndim == 2 else x[None]), back
+
+def _atten_lim(atten_lim_db):
+    "The linear attenuation limit for `atten_lim_db` (None or 0: no limit); refuses negative, NaN and non-numbers."
+    if atten_lim_db is None: return None
+    if isinstance(atten_lim_db, bool) or not isinstance(atten_lim_db, (int, float, np.floating, np.integer)):
+        raise TypeError(f"atten_lim_db: expected a number of dB or None, got {type(atten_lim_db).__name__}")
+    db = float(atten_lim_db)
+    if not np.isfinite(db) or db < 0:
+        raise ValueError(f"atten_lim_db: expected a finite number of dB >= 0 (the most noise is attenuated), got {atten_lim_db}")
+    return None if db == 0 else 10 ** (-db / 20)
 
 @torch.inference_mode()
 def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool = True, lsnr_gating=False):
@@ -79,6 +103,7 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     delay handling (`pad=True`: output aligned with input). `lsnr_gating`: False, True (the runtime's thresholds)
     or `(min_db, max_erb_db, max_df_db)`."""
     x, back = _as_batch(audio)
+    lim = _atten_lim(atten_lim_db)
     p = df_state.p
     if getattr(model, "df_params", p) != p: raise ValueError(f"df_state: its DfParams {p} differ from the model's {model.df_params}")
     n, hop, L = x.shape[-1], p.hop_size, int(getattr(model, "lookahead", 0))
@@ -100,9 +125,7 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
                             "use lsnr_gating=False")
         spec_enh, lsnr = model.enhance_stages(*inputs, gate=gate)
     spec_enh = torch.as_tensor(spec_enh)[:, L:].to("cpu", torch.complex64)
-    if atten_lim_db is not None and abs(atten_lim_db) > 0:
-        lim = 10 ** (-abs(float(atten_lim_db)) / 20)
-        spec_enh = lim * spec.to(torch.complex64) + (1 - lim) * spec_enh
+    if lim is not None: spec_enh = lim * spec.to(torch.complex64) + (1 - lim) * spec_enh
     y = torch.as_tensor(df_state.synthesis(spec_enh))
     d = p.fft_size - hop if pad else 0
     return back(y[:, d:d + n].contiguous())
@@ -185,7 +208,8 @@ def enhance_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     if not a.files and not a.demo: ap.error("give input files, or --demo")
     if a.output is not None and len(a.files) != 1: ap.error(f"--output needs exactly one input file, got {len(a.files)}")
-    if a.atten_lim is not None and not np.isfinite(a.atten_lim): ap.error(f"--atten-lim: expected a finite number of dB, got {a.atten_lim}")
+    if a.atten_lim is not None and not (np.isfinite(a.atten_lim) and a.atten_lim >= 0):
+        ap.error(f"--atten-lim: expected a finite number of dB >= 0, got {a.atten_lim}")
     err = lambda msg: print(f"dfnb-enhance: error: {msg}", file=sys.stderr)
     try: model, df_state, suffix = init_df(a.model)
     except Exception as e: err(f"--model {a.model}: {e}"); return 2

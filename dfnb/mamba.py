@@ -204,13 +204,19 @@ class _NumbaScan(torch.autograd.Function):
         ckpt = np.empty((nb, nd, -(-L // _CHUNK), N), dtype=un.dtype)
         numba.set_num_threads(_numba_threads())
         _scan_fwd_kernel(un, dtn, An, Bt, Ct, y, last, ckpt, _CHUNK)
-        ctx.arrays = (un, dtn, An, Bt, Ct, ckpt)
+        ctx.save_for_backward(u, dt, A, B, C)     # autograd's version check: an in-place change before backward raises
+        ctx.ckpt = ckpt
         return torch.from_numpy(y), torch.from_numpy(last)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, gy, glast):
-        un, dtn, An, Bt, Ct, ckpt = ctx.arrays
+        if torch.is_grad_enabled():                # create_graph=True: a second derivative was asked for
+            raise RuntimeError("selective_scan: the 'numba' backend computes first derivatives only; for "
+                               "create_graph=True (double backward) use backend='torch' or 'ref'")
+        u, dt, A, B, C = ctx.saved_tensors
+        un, dtn, An = (t.detach().contiguous().numpy() for t in (u, dt, A))
+        Bt, Ct = (t.detach().transpose(1, 2).contiguous().numpy() for t in (B, C))
+        ckpt = ctx.ckpt
         nb, nd, L = un.shape
         N = An.shape[1]
         gy = np.zeros_like(un) if gy is None else gy.detach().to(torch.from_numpy(un).dtype).contiguous().numpy()
@@ -275,8 +281,11 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
     u, delta, A, B, C = (t.to(cd) for t in (u, delta, A, B, C))
     dt = delta if delta_bias is None else delta + delta_bias.to(cd)[:, None]
     if delta_softplus: dt = F.softplus(dt)
-    scan = {"ref": _scan_ref, "numba": _NumbaScan.apply, "torch": _scan_torch}[backend]
-    y, last = scan(u, dt, A, B, C)
+    if u.shape[-1] == 0:                         # L = 0: nothing to scan, the state stays at zero (every backend)
+        y, last = u * 0, u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    else:
+        scan = {"ref": _scan_ref, "numba": _NumbaScan.apply, "torch": _scan_torch}[backend]
+        y, last = scan(u, dt, A, B, C)
     out = y if D is None else y + u * D.to(cd)[:, None]
     if z is not None: out = out * F.silu(z.to(cd))
     out = out.to(dtype_in)

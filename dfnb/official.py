@@ -8,15 +8,15 @@ Docs: https://dfnb.github.io/dfnb/official.html.md"""
 
 # %% ../nbs/14_official.ipynb #be91826a
 from __future__ import annotations
-import configparser, ctypes, dataclasses, os, shutil, tarfile, tempfile
+import configparser, ctypes, dataclasses, hashlib, json, os, shutil, tarfile, tempfile, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['OFFICIAL_FILES', 'SUBMODELS', 'extract_model_tarball', 'official_model_dir', 'read_config', 'DfNet3Params',
-           'onnx_sessions', 'OfficialRuntime', 'OnnxDfNet3']
+__all__ = ['OFFICIAL_FILES', 'MANIFEST', 'SUBMODELS', 'extract_model_tarball', 'official_model_dir', 'read_config',
+           'DfNet3Params', 'onnx_sessions', 'OfficialRuntime', 'OnnxDfNet3']
 
 # %% ../nbs/14_official.ipynb #4c3bcb45
 from .stft_erb import erb_widths, erb_inv_fb
@@ -30,8 +30,17 @@ def _cache_dir() -> Path:
 
 OFFICIAL_FILES = ("config.ini", "enc.onnx", "erb_dec.onnx", "df_dec.onnx")
 
+MANIFEST = "dfnb_manifest.json"   # sizes and SHA-256 of the extracted files, written last
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
 def extract_model_tarball(tarball, dest) -> Path:
-    "Extract the four model files of an official DeepFilterNet ONNX tarball (any folder layout inside) flat into `dest`."
+    """Extract the four model files of an official DeepFilterNet ONNX tarball (any folder layout inside) flat into `dest`,
+    each through a temporary file and an atomic rename, then a manifest of their sizes and hashes."""
     tarball, dest = Path(tarball), Path(dest)
     with tarfile.open(tarball) as tf:
         members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile() and Path(m.name).name in OFFICIAL_FILES}
@@ -41,10 +50,22 @@ def extract_model_tarball(tarball, dest) -> Path:
         tmp = Path(tempfile.mkdtemp(dir=dest.parent))          # same file system as dest: os.replace is atomic
         for name, m in members.items():
             with tf.extractfile(m) as src, open(tmp / name, "wb") as dst: shutil.copyfileobj(src, dst)
+    manifest = {n: {"size": (tmp / n).stat().st_size, "sha256": _sha256(tmp / n)} for n in OFFICIAL_FILES}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     dest.mkdir(parents=True, exist_ok=True)
-    for name in OFFICIAL_FILES: os.replace(tmp / name, dest / name)   # atomic per file: safe if two processes race
+    for name in (*OFFICIAL_FILES, MANIFEST): os.replace(tmp / name, dest / name)   # atomic per file; manifest last
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+def _cache_problem(dest: Path) -> str | None:
+    "None if `dest` holds the four files exactly as its manifest records them, else what is wrong."
+    try: manifest = json.loads((dest / MANIFEST).read_text())
+    except (OSError, ValueError): return "no readable manifest"
+    for n in OFFICIAL_FILES:
+        p, want = dest / n, manifest.get(n, {})
+        if not p.is_file(): return f"{n} is missing"
+        if p.stat().st_size != want.get("size") or _sha256(p) != want.get("sha256"): return f"{n} differs from the one extracted"
+    return None
 
 def official_model_dir(src=None) -> Path:
     """Directory with an official model's `config.ini`, `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx`: `src` is such a
@@ -61,7 +82,12 @@ def official_model_dir(src=None) -> Path:
     if not (src.is_file() and src.name.endswith(".tar.gz")):
         raise FileNotFoundError(f"official_model_dir: {src} is not a model directory or an official .tar.gz")
     dest = _cache_dir() / src.name.removesuffix(".tar.gz")
-    if not all((dest / f).exists() for f in OFFICIAL_FILES): extract_model_tarball(src, dest)
+    problem = _cache_problem(dest)
+    if problem:
+        if problem != "no readable manifest":                  # (a cache from before manifests is just renewed)
+            warnings.warn(f"official_model_dir: the cached model in {dest} is not intact ({problem}); "
+                          f"extracting it again from {src}", RuntimeWarning, stacklevel=2)
+        extract_model_tarball(src, dest)
     return dest
 
 # %% ../nbs/14_official.ipynb #567df215

@@ -296,6 +296,8 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
         (out/'stateless').mkdir(exist_ok=True)
         for n, m in subs.items(): _save(m, out/'stateless'/f'{n}.onnx', opset)
         _save(make_combined(*subs.values(), stateful=False), out/'stateless'/'combined.onnx', opset)
+        if comb is None: front, back = export_dsp(FrameDsp(p3, p3.df_order, p3.conv_lookahead))
+        for n, m in (('front', front), ('back', back)): _save(m, out/'stateless'/f'{n}.onnx', opset)   # self-contained folder
         shutil.copy(src/'config.ini', out/'stateless'/'config.ini'); written['stateless'] = out/'stateless'
     L = cfg['conv_lookahead']
     meta = dict(model='DeepFilterNet3', sample_rate=cfg['sr'], hop_size=cfg['hop_size'], fft_size=cfg['fft_size'],
@@ -394,6 +396,14 @@ def export_cli(argv=None) -> int:
     ap.add_argument('--graphs', nargs='+', default=list(GRAPHS), help=f'which graphs (default all): {" ".join(GRAPHS)}')
     ap.add_argument('--opset', type=int, default=None, help='ONNX opset (default: 12 for DFN3, the official graphs\' opset; 18 for DFNet4)')
     a = ap.parse_args(argv)
+    out = Path(a.out_dir)
+    if out.exists() and not out.is_dir():
+        print(f'dfnb-export-onnx: error: -o {out}: exists and is not a directory; give a folder for the graphs', file=sys.stderr); return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / '.dfnb_write_test'; probe.write_bytes(b''); probe.unlink()
+    except OSError as e:
+        print(f'dfnb-export-onnx: error: -o {out}: cannot write there ({e.strerror or type(e).__name__})', file=sys.stderr); return 2
     try:
         if a.model in ('dfnet4', 'dfnet4-lite') or (Path(a.model).is_file()):
             from dfnb import dfnet4
@@ -414,7 +424,8 @@ def export_cli(argv=None) -> int:
                 if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3', 'dfnet4', 'dfnet4-lite' nor an existing path")
                 src = p
             w = export_dfn3(a.out_dir, graphs=a.graphs, opset=a.opset or 12, source=src)
-    except ValueError as e:
-        print(f'dfnb-export-onnx: error: {e}', file=sys.stderr); return 2
+    except (ValueError, OSError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f'dfnb-export-onnx: error: {msg}', file=sys.stderr); return 2
     for k, p in w.items(): print(f'{k:10s} {p}')
     return 0

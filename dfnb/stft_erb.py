@@ -16,8 +16,8 @@ import torch
 
 # %% auto #0
 __all__ = ['MEAN_NORM_INIT', 'UNIT_NORM_INIT', 'BLOCK', 'norm_alpha', 'erb_widths', 'DfParams', 'vorbis_window', 'erb_fb',
-           'erb_inv_fb', 'analysis', 'synthesis', 'ema', 'mean_norm_init', 'unit_norm_init', 'erb_features',
-           'cplx_features', 'DfState', 'DfStream', 'plot_features']
+           'erb_inv_fb', 'pcm_to_float', 'analysis', 'synthesis', 'ema', 'mean_norm_init', 'unit_norm_init',
+           'erb_features', 'cplx_features', 'DfState', 'DfStream', 'plot_features']
 
 # %% ../nbs/00_stft_erb.ipynb #756b6093
 MEAN_NORM_INIT = (-60., -90.)      # libDF: initial ERB mean-norm state, linspace over the bands (dB)
@@ -154,6 +154,21 @@ def _check_spec(spec, n_bins: int, name: str = "spec", what: str = "fft_size//2+
     if x.shape[-2] == 0: raise ValueError(f"{name}: expected at least one frame, got shape {tuple(x.shape)}")
     if not torch.isfinite(x.sum()) and not torch.isfinite(torch.view_as_real(x)).all(): raise ValueError(f"{name}: expected finite values, got NaN/inf")
     return x
+
+# %% ../nbs/00_stft_erb.ipynb #4f51ab9d
+_PCM_SCALE = {np.dtype(np.int8): 2.0 ** 7, np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31}
+
+def pcm_to_float(a, name: str = "audio") -> np.ndarray:
+    """Real samples as float32 NumPy: floats as they are, integer PCM (int8/int16/int32, uint8) scaled to [-1, 1) as
+    soundfile reads it; bool, complex and other integer types raise a `TypeError` that says what to pass instead."""
+    if isinstance(a, torch.Tensor): a = a.detach().cpu().float().numpy() if a.dtype == torch.bfloat16 else a.detach().cpu().numpy()
+    a = np.asarray(a); dt = a.dtype
+    if dt == np.bool_ or np.iscomplexobj(a):
+        raise TypeError(f"{name}: expected real samples (float, or int8/int16/int32 PCM), got dtype {dt}")
+    if np.issubdtype(dt, np.floating): return a.astype(np.float32, copy=False)
+    if dt == np.uint8: return (a.astype(np.float32) - 128.0) / 128.0
+    if dt in _PCM_SCALE: return (a / _PCM_SCALE[dt]).astype(np.float32)
+    raise TypeError(f"{name}: dtype {dt} is not a PCM sample format; convert to float32 (or int16/int32 PCM)")
 
 # %% ../nbs/00_stft_erb.ipynb #80b99228
 BLOCK = 128   # frames per block of the offline front end (cache-sized)

@@ -12,47 +12,55 @@ Docs: https://dfnb.github.io/dfnb/streaming.html.md"""
 __all__ = ['StreamingEnhancer']
 
 # %% ../nbs/42_streaming.ipynb #c58379c1
+import warnings
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
+from .stft_erb import pcm_to_float
 from .official import DfNet3Params
 from .onnx_graph import ort_session, state_pairs, zero_states
 
 # %% ../nbs/42_streaming.ipynb #e2b5e4b0
+_DSP_STATES = ('ana_mem0', 'erb_norm0', 'unit_norm0', 'spec_buf0', 'syn_mem0', 'step0')
+_FULL_IO = {'x', 'atten_lim'}
+
 class StreamingEnhancer:
-    "Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call"
-    def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1):
+    """Stream 48 kHz audio through exported DFN ONNX graphs with ONNX Runtime, one hop per `process_frame` call. Refuses
+    stateless graphs at load (unless `stateless_ok`), and never lets a non-finite value into its state."""
+    def __init__(self, model_dir, graph: str = 'auto', atten_lim_db: float | None = None, threads: int = 1,
+                 stateless_ok: bool = False):
         d = Path(model_dir)
-        if not d.is_dir(): raise ValueError(f'model_dir: {d} is not a directory (expected the output of export_dfn3)')
+        if not d.is_dir(): raise ValueError(f'model_dir: {d} is not a directory (expected the output of dfnb-export-onnx)')
         if graph not in ('auto', 'full', 'combined'): raise ValueError(f"graph: expected 'auto', 'full' or 'combined', got {graph!r}")
         if graph == 'auto': graph = 'full' if (d/'full.onnx').exists() else 'combined'
-        need = ['full.onnx'] if graph == 'full' else ['combined.onnx']
-        miss = [f for f in need if not (d/f).exists()]
-        if miss: raise ValueError(f'model_dir: {d} has no {miss[0]}')
+        need = ['full.onnx'] if graph == 'full' else ['combined.onnx', 'front.onnx', 'back.onnx']
+        miss = [f for f in need if not (d/f).is_file()]
+        if miss: raise ValueError(f'model_dir: {d} has no {", ".join(miss)} (graph={graph!r}; the folder must hold them itself)')
         self.params = DfNet3Params.from_ini(d)                       # front end and lookahead
         self.graph, self.threads = graph, threads
         self.hop = self.params.hop_size; L = self.params.conv_lookahead
         self.delay = self.params.fft_size - self.hop + L * self.hop
-        if graph == 'full': self.sessions = {'full': ort_session(d/'full.onnx', threads)}
-        else:
-            dsp_dir = d if (d/'front.onnx').exists() else d.parent
-            self.sessions = {k: ort_session(p, threads) for k, p in
-                             (('front', dsp_dir/'front.onnx'), ('net', d/'combined.onnx'), ('back', dsp_dir/'back.onnx'))}
+        files = ({'full': d/'full.onnx'} if graph == 'full' else
+                 {'front': d/'front.onnx', 'net': d/'combined.onnx', 'back': d/'back.onnx'})
+        self.sessions = {k: ort_session(p, threads) for k, p in files.items()}
         self.pairs = {k: state_pairs(s) for k, s in self.sessions.items()}
         self.out_names = {k: [o.name for o in s.get_outputs()] for k, s in self.sessions.items()}
+        self._check_contract(d, stateless_ok)
+        self.nonfinite_samples = 0     # input samples that were NaN/inf and were replaced by 0
+        self.state_resets = 0          # hops after which a state would have turned non-finite (the stream restarted)
         self.set_atten_lim(atten_lim_db); self.reset()
-
-    _DSP_STATES = {'ana_mem0', 'erb_norm0', 'unit_norm0', 'spec_buf0', 'syn_mem0', 'step0'}
 
     @property
     def stateful(self) -> bool:
         "Does the network carry state between hops (DFN3: `h0`; DFNet4: Mamba and conv states)?"
         k = 'net' if 'net' in self.pairs else 'full'
-        return any(i not in self._DSP_STATES for i in self.pairs[k])
+        return any(i not in _DSP_STATES for i in self.pairs[k])
 
     def set_atten_lim(self, db: float | None):
         "Limit the noise attenuation to `db` dB (None: unlimited)"
-        if db is not None and not np.isfinite(db): raise ValueError(f'atten_lim_db: expected a finite number or None, got {db}')
-        self.atten_lim = np.array([0.0 if db is None else 10 ** (-abs(db) / 20)], np.float32)
+        if db is not None and (isinstance(db, bool) or not isinstance(db, (int, float, np.integer, np.floating)) or not np.isfinite(db) or db < 0):
+            raise ValueError(f'atten_lim_db: expected a finite number of dB >= 0 or None, got {db!r}')
+        self.atten_lim = np.array([0.0 if not db else 10 ** (-float(db) / 20)], np.float32)
 
     def reset(self):
         "Start a new stream: all states back to zero"
@@ -63,23 +71,44 @@ class StreamingEnhancer:
     def _run(self, k, feeds):
         s = self.sessions[k]; st = self.states[k]
         r = dict(zip(self.out_names[k], s.run(self.out_names[k], {**feeds, **st})))
-        for i, o in self.pairs[k].items(): st[i] = r[o]
+        new = {i: r[o] for i, o in self.pairs[k].items()}
+        if not all(np.isfinite(v).all() for v in new.values()): raise FloatingPointError(k)
+        st.update(new)
         return r
 
-    def process_frame(self, hop: np.ndarray) -> np.ndarray:
-        "One hop of samples in, one hop out (lagging by `delay` samples); sets `self.lsnr`"
-        x = np.asarray(hop, np.float32)
+    def process_frame(self, hop) -> np.ndarray:
+        """One hop of samples in (float, or integer PCM scaled as soundfile reads it), one hop out, lagging by `delay`
+        samples; sets `self.lsnr`. NaN/inf samples are replaced by 0 (and counted); a hop that would make a state
+        non-finite restarts the stream (`reset`, counted) and returns silence."""
+        x = pcm_to_float(hop, 'hop')
         if x.shape != (self.hop,): raise ValueError(f'hop: expected shape ({self.hop},), got {x.shape}')
+        bad = ~np.isfinite(x)
+        if bad.any():
+            if not self.nonfinite_samples: warnings.warn(f'StreamingEnhancer: {int(bad.sum())} NaN/inf input samples replaced by 0 '
+                                                          '(further ones are only counted in .nonfinite_samples)', RuntimeWarning, stacklevel=2)
+            self.nonfinite_samples += int(bad.sum()); x = np.where(bad, np.float32(0), x)
+        saved = {k: dict(v) for k, v in self.states.items()}
+        try: return self._frame(np.ascontiguousarray(x, np.float32))
+        except FloatingPointError:
+            if not self.state_resets: warnings.warn('StreamingEnhancer: a hop would have made the stream state non-finite '
+                                                    '(input far outside [-1, 1]?); the stream was restarted', RuntimeWarning, stacklevel=2)
+            self.state_resets += 1; self.states = saved; self.reset()
+            return np.zeros(self.hop, np.float32)
+
+    def _frame(self, x):
         if self.graph == 'full':
-            r = self._run('full', {'x': x, 'atten_lim': self.atten_lim}); self.lsnr = float(r['lsnr'][0]); return r['y']
-        f = self._run('front', {'x': x})
-        n = self._run('net', {'feat_erb': f['feat_erb'], 'feat_spec': f['feat_spec']})
-        b = self._run('back', {'spec': f['spec'], 'm': n['m'], 'coefs': n['coefs'], 'atten_lim': self.atten_lim})
-        self.lsnr = float(n['lsnr'].reshape(-1)[0]); return b['y']
+            r = self._run('full', {'x': x, 'atten_lim': self.atten_lim}); y = r['y']; lsnr = r['lsnr'][0]
+        else:
+            f = self._run('front', {'x': x})
+            n = self._run('net', {'feat_erb': f['feat_erb'], 'feat_spec': f['feat_spec']})
+            b = self._run('back', {'spec': f['spec'], 'm': n['m'], 'coefs': n['coefs'], 'atten_lim': self.atten_lim})
+            y = b['y']; lsnr = n['lsnr'].reshape(-1)[0]
+        if not np.isfinite(y).all(): raise FloatingPointError('output')
+        self.lsnr = float(lsnr); return y
 
     def process(self, audio: np.ndarray, align: bool = True) -> np.ndarray:
         "Enhance a whole mono signal as a fresh stream; `align=True` removes the `delay` (output lines up with input)"
-        x = np.asarray(audio, np.float32)
+        x = pcm_to_float(audio)
         if x.ndim != 1: raise ValueError(f'audio: expected a mono signal of shape [N], got {x.shape}')
         n = len(x); extra = self.delay if align else 0
         xp = np.zeros(-(-(n + extra) // self.hop) * self.hop, np.float32); xp[:n] = x
@@ -88,3 +117,24 @@ class StreamingEnhancer:
         return y[extra:extra + n]
 
     def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
+
+# %% ../nbs/42_streaming.ipynb #5c32595e
+@patch
+def _check_contract(self: StreamingEnhancer, d: Path, stateless_ok: bool):
+    "Refuse graphs that do not follow the streaming contract (at load, not at the first frame)."
+    ins = {k: [x.name for x in s.get_inputs()] for k, s in self.sessions.items()}
+    if self.graph == 'full':
+        missing = sorted((_FULL_IO | set(_DSP_STATES)) - set(ins['full']))
+        if missing: raise ValueError(f"model_dir: {d}/full.onnx lacks the inputs {missing} of dfnb's streaming graph "
+                                     "(x, atten_lim and the <s>0 states); export it with dfnb-export-onnx")
+        stateless = not any(i not in _DSP_STATES for i in self.pairs['full'])
+    else:
+        for k, want in (('front', {'x', 'ana_mem0', 'erb_norm0', 'unit_norm0'}),
+                        ('back', {'spec', 'm', 'coefs', 'atten_lim', 'spec_buf0', 'syn_mem0', 'step0'})):
+            missing = sorted(want - set(ins[k]))
+            if missing: raise ValueError(f"model_dir: {d}/{k}.onnx lacks the inputs {missing}; export it with dfnb-export-onnx")
+        stateless = not self.pairs['net']
+    if stateless and not stateless_ok:
+        raise ValueError(f"model_dir: the network graph in {d} has no state inputs (<s>0 with a matching <s>1 output): it is "
+                         "a stateless sequence graph and would forget everything between hops; give the folder written by "
+                         "dfnb-export-onnx (not its stateless/ copy), or pass stateless_ok=True to run it anyway")
