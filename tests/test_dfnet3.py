@@ -169,7 +169,7 @@ def test_tarball_paths(tmp_path, mdir):
     with tarfile.open(tb, "w:gz") as tf:
         for f in ("config.ini", "enc.onnx", "erb_dec.onnx", "df_dec.onnx"): tf.add(mdir / f, arcname=f"x/y/{f}")
     d = extract_model_tarball(tb, tmp_path / "out")
-    assert sorted(p.name for p in d.iterdir()) == ["config.ini", "df_dec.onnx", "enc.onnx", "erb_dec.onnx"]
+    assert sorted(p.name for p in d.iterdir()) == ["config.ini", "df_dec.onnx", "dfnb_manifest.json", "enc.onnx", "erb_dec.onnx"]
     bad = tmp_path / "bad.tar.gz"
     with tarfile.open(bad, "w:gz") as tf: tf.add(mdir / "config.ini", arcname="config.ini")
     with pytest.raises(ValueError, match="missing"): extract_model_tarball(bad, tmp_path / "out2")
