@@ -100,9 +100,21 @@ class Conv2dNormAct(_ConvNormActBase):
         self.pointwise = nn.Conv2d(out_ch, out_ch, 1, bias=pw_bias) if self.separable else None
         self._finish(out_ch, norm, activation)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if any(self.tpad): x = F.pad(x, (0, 0, *self.tpad))
-        return self._post(self.conv(x))
+    def forward(self, x: Tensor, buf: Tensor | None = None):
+        """`x [B, C, T, F]` -> `[B, C_out, T, F']`. With `buf` (the last `k_t - 1` input frames before `x`, zeros at the
+        start of a stream) the block runs on a chunk of a longer stream: returns `(y, new_buf)`, and chunks run one
+        after another equal one run on the whole stream (causal blocks, `lookahead=0`, only)."""
+        if buf is None:
+            if any(self.tpad): x = F.pad(x, (0, 0, *self.tpad))
+            return self._post(self.conv(x))
+        if self.tpad[1]: raise ValueError("Conv2dNormAct: chunked (buf=...) needs a causal block without lookahead")
+        kt = self.kernel_size[0]
+        xs = torch.cat([buf.to(x.dtype), x], 2) if kt > 1 else x
+        return self._post(self.conv(xs)), xs[:, :, xs.shape[2] - (kt - 1):]
+
+    def init_buf(self, x_like: Tensor) -> Tensor:
+        "The zero buffer a stream starts from, for inputs shaped like `x_like` `[B, C, T, F]`."
+        return x_like.new_zeros(x_like.shape[0], x_like.shape[1], self.kernel_size[0] - 1, x_like.shape[3])
 
 # %% ../nbs/12_blocks.ipynb #1960f149
 class ConvTranspose2dNormAct(_ConvNormActBase):

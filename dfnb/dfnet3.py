@@ -23,6 +23,12 @@ __all__ = ['Encoder', 'ErbDecoder', 'DfDecoder', 'DfNet3', 'WeightMappingError',
            'submodel_parity']
 
 # %% ../nbs/15_dfnet3.ipynb #6e9db51f
+def _tconv(conv, x, bufs, key):
+    "A temporal conv on a whole sequence (`bufs` None) or on a chunk of a stream, with its input buffer in `bufs[key]`."
+    if bufs is None: return conv(x)
+    y, bufs[key] = conv(x, buf=bufs[key] if key in bufs else conv.init_buf(x))
+    return y
+
 class Encoder(nn.Module):
     "DFN3 encoder: `(feat_erb [B,1,T,E], feat_spec [B,2,T,Fdf]) -> (e0, e1, e2, e3, emb [B,T,D], c0, lsnr [B,T,1])`."
     def __init__(self, p: DfNet3Params):
@@ -41,12 +47,14 @@ class Encoder(nn.Module):
         self.lsnr_fc = nn.Sequential(nn.Linear(p.emb_dim, 1), nn.Sigmoid())
         self.lsnr_scale, self.lsnr_offset = p.lsnr_max - p.lsnr_min, p.lsnr_min
 
-    def forward(self, feat_erb: Tensor, feat_spec: Tensor, h: Tensor | None = None, return_state: bool = False):
-        e0 = self.erb_conv0(feat_erb)                                # [B, C, T, E]
+    def forward(self, feat_erb: Tensor, feat_spec: Tensor, h: Tensor | None = None, return_state: bool = False,
+                bufs: dict | None = None):
+        "`bufs`: the input buffers of the two temporal convolutions, for a chunk of a stream (updated in place)."
+        e0 = _tconv(self.erb_conv0, feat_erb, bufs, "erb_conv0")     # [B, C, T, E]
         e1 = self.erb_conv1(e0)                                      # [B, C, T, E/2]
         e2 = self.erb_conv2(e1)                                      # [B, C, T, E/4]
         e3 = self.erb_conv3(e2)                                      # [B, C, T, E/4]
-        c0 = self.df_conv0(feat_spec)                                # [B, C, T, Fdf]
+        c0 = _tconv(self.df_conv0, feat_spec, bufs, "df_conv0")     # [B, C, T, Fdf]
         c1 = self.df_conv1(c0)                                       # [B, C, T, Fdf/2]
         cemb = self.df_fc_emb(c1.permute(0, 2, 3, 1).flatten(2))     # [B, T, C*E/4]
         emb = e3.permute(0, 2, 3, 1).flatten(2) + cemb               # [B, T, C*E/4]
@@ -100,11 +108,11 @@ class DfDecoder(nn.Module):
         self.df_out = nn.Sequential(GroupedLinear(p.df_hidden_dim, p.nb_df * self.out_ch, p.linear_groups), nn.Tanh())
         self.df_fc_a = nn.Sequential(nn.Linear(p.df_hidden_dim, 1), nn.Sigmoid())
 
-    def forward(self, emb: Tensor, c0: Tensor, h: Tensor | None = None, return_state: bool = False):
+    def forward(self, emb: Tensor, c0: Tensor, h: Tensor | None = None, return_state: bool = False, bufs: dict | None = None):
         B, T, _ = emb.shape
         c, h = self.df_gru(emb, h)                                   # [B, T, H]
         if self.df_skip is not None: c = c + self.df_skip(emb)
-        c0 = self.df_convp(c0).permute(0, 2, 3, 1)                   # [B, T, Fdf, 2*order]
+        c0 = _tconv(self.df_convp, c0, bufs, "df_convp").permute(0, 2, 3, 1)   # [B, T, Fdf, 2*order]
         alpha = self.df_fc_a(c)                                      # [B, T, 1]
         coefs = self.df_out(c).view(B, T, self.nb_df, self.out_ch) + c0
         return ((coefs, alpha), h) if return_state else (coefs, alpha)
@@ -208,6 +216,27 @@ def enhance_stages(self: DfNet3, spec: Tensor, feat_erb: Tensor, feat_spec: Tens
         out[:, zero] = 0
         outs.append(out); lsnrs.append(lsnr)
     return torch.cat(outs), torch.stack(lsnrs)
+
+# %% ../nbs/15_dfnet3.ipynb #f2d5c1aa
+@patch
+def init_net_state(self: DfNet3, batch: int = 1) -> dict:
+    "The state a stream starts from: zero GRU states, zero conv buffers (created at the first chunk)."
+    return {"h_enc": None, "h_erb": None, "h_df": None, "bufs": {}}
+
+@patch
+def net_chunk(self: DfNet3, feat_erb: Tensor, feat_spec: Tensor, state: dict):
+    """A chunk of the *shifted* feature stream (`feat_erb [B,T,E]`, complex `feat_spec [B,T,Fdf]`) -> `(gains [B,T,E],
+    coefs complex [B,T,Fdf,order], lsnr [B,T], state)`; chunk after chunk equals `forward` on the whole stream."""
+    p = self.p
+    rdt = self.erb_inv_fb.dtype; cdt = torch.complex128 if rdt == torch.float64 else torch.complex64
+    fe = feat_erb.to(rdt).unsqueeze(1)                                          # [B, 1, T, E]
+    fs = torch.view_as_real(feat_spec.to(cdt)).permute(0, 3, 1, 2)            # [B, 2, T, Fdf]
+    bufs = dict(state["bufs"])
+    (e0, e1, e2, e3, emb, c0, lsnr), h_enc = self.enc(fe, fs, state["h_enc"], return_state=True, bufs=bufs)
+    m, h_erb = self.erb_dec(emb, e3, e2, e1, e0, state["h_erb"], return_state=True)
+    (coefs, _), h_df = self.df_dec(emb, c0, state["h_df"], return_state=True, bufs=bufs)
+    coefs = torch.view_as_complex(coefs.unflatten(-1, (p.df_order, 2)).contiguous())
+    return m[:, 0], coefs, lsnr[..., 0], {"h_enc": h_enc, "h_erb": h_erb, "h_df": h_df, "bufs": bufs}
 
 # %% ../nbs/15_dfnet3.ipynb #bbd65927
 class WeightMappingError(ValueError):

@@ -331,26 +331,32 @@ class DfNet4(nn.Module):
 # %% ../nbs/20_dfnet4.ipynb #54130744
 @patch
 def _tconv(self: DfNet4, name: str, x: Tensor, st: dict | None, new: dict) -> Tensor:
-    "Run block `name` on `x [B,C,T,F]`; in step mode (`st` given, T=1) through its buffer of k_t-1 past frames."
+    "Run block `name` on `x [B,C,T,F]`; with a state `st` (one step, or a chunk of a stream) through its buffer of k_t-1 past frames."
     mod, kt = getattr(self, name), self._kt.get(name, 1)
     if st is None or kt == 1: return mod(x)
     win = torch.cat([st[name], x], 2)
-    new[name] = win[:, :, 1:]
-    return mod(win)[:, :, -1:]
+    new[name] = win[:, :, win.shape[2] - (kt - 1):]                          # the last k_t - 1 input frames
+    return mod(win)[:, :, -x.shape[2]:]
 
 @patch
 def _mamba(self: DfNet4, key: str, layers, x: Tensor, st: dict | None, new: dict) -> Tensor:
-    "Mamba stack, whole sequence or one step; always in fp32 (the selective scan accumulates in fp32 on CPU)."
+    "Mamba stack, whole sequence, one step or a chunk of a stream; always in fp32 (the selective scan accumulates in fp32 on CPU)."
     with torch.autocast(x.device.type, enabled=False):
         x = x.float()
         if st is None:
             for l in layers: x = l(x)
             return x
-        x, states = x[:, 0], []
-        for l, s in zip(layers, st[key]):
-            x, s = l.step(x, s); states.append(s)
+        states = []
+        if x.shape[1] == 1:                                                     # one frame: the step form
+            x = x[:, 0]
+            for l, s in zip(layers, st[key]):
+                x, s = l.step(x, s); states.append(s)
+            x = x[:, None]
+        else:                                                                   # a chunk: the sequence form from a state
+            for l, s in zip(layers, st[key]):
+                x, s = l(x, s); states.append(s)
         new[key] = states
-        return x[:, None]
+        return x
 
 # %% ../nbs/20_dfnet4.ipynb #9c1dec55
 @patch
@@ -365,7 +371,7 @@ def _net(self: DfNet4, ferb: Tensor, fspec: Tensor, st: dict | None = None):
     if self.hybrid is not None:
         h = self.hybrid.features(fspec)                                   # [B, Fd+1, T]
         if st is None: h = F.pad(h, (self.hybrid.kt - 1, 0))
-        else: h = torch.cat([st["hybrid"], h], 2); new["hybrid"] = h[:, :, 1:]
+        else: h = torch.cat([st["hybrid"], h], 2); new["hybrid"] = h[:, :, h.shape[2] - (self.hybrid.kt - 1):]
         emb = emb + self.hybrid(h)
     z = self._mamba("enc", self.enc_layers, self.emb_in(emb), st, new)
     z = self.enc_norm(z)
@@ -533,6 +539,23 @@ def fuse_for_inference(self: DfNet4):
     It is a snapshot of the weights: call again after they change. Not a registered submodule (state dict unchanged)."""
     object.__setattr__(self, "_fused", FusedStep(self.eval()))
     return self._fused
+
+# %% ../nbs/20_dfnet4.ipynb #ed31381b
+@patch
+def init_net_state(self: DfNet4, batch: int = 1) -> dict:
+    "The state a stream of `net_chunk` calls starts from."
+    return self.init_state(batch, device=self.emb_in.weight.device)
+
+@patch
+def net_chunk(self: DfNet4, feat_erb: Tensor, feat_spec: Tensor, state: dict):
+    """A chunk of the *shifted* feature stream (`feat_erb [B,T,E]`, complex `feat_spec [B,T,Fdf]`) -> `(gains [B,T,E],
+    coefs complex [B,T,Fdf,O], lsnr [B,T], state)`; chunk after chunk equals `outputs` on the whole stream."""
+    dt = self.emb_in.weight.dtype
+    ferb, fspec = feat_erb.to(dt).unsqueeze(1), self._spec_ri(feat_spec).to(dt)
+    with self._amp(ferb.device):
+        g, cf, ls, new = self._net(ferb, fspec, state)
+    new["skip"] = 0
+    return g.float(), torch.view_as_complex(cf.float().contiguous()), ls.float(), new
 
 # %% ../nbs/20_dfnet4.ipynb #b79ffd81
 class DfNet4Lite(DfNet4):

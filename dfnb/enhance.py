@@ -11,13 +11,15 @@ import argparse, os, sys
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .stft_erb import DfState, pcm_to_float
+from .blocks import apply_erb_gains
 from .checkpoint import load_model
 from .official import OnnxDfNet3
 
 # %% auto #0
-__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance', 'enhance_file',
-           'enhance_cli']
+__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance',
+           'BlockEnhancer', 'enhance_file', 'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
 def init_df(model="dfnet3", device="cpu"):
@@ -97,15 +99,21 @@ def _atten_lim(atten_lim_db):
         raise ValueError(f"atten_lim_db: expected a finite number of dB >= 0 (the most noise is attenuated), got {atten_lim_db}")
     return None if db == 0 else 10 ** (-db / 20)
 
-@torch.inference_mode()
-def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool = True, lsnr_gating=False):
-    """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, NumPy or torch; same type and shape out) with DeepFilterNet's
-    delay handling (`pad=True`: output aligned with input). `lsnr_gating`: False, True (the runtime's thresholds)
-    or `(min_db, max_erb_db, max_df_db)`."""
-    x, back = _as_batch(audio)
-    lim = _atten_lim(atten_lim_db)
+BLOCK_FRAMES = 1000   # 10 s: inputs longer than this are enhanced block by block, in flat memory
+
+def _gate(model, lsnr_gating):
+    "None (no gating), or `gate(lsnr) -> (zero, erb, df)` frame masks for `enhance_stages`."
+    if lsnr_gating is False or lsnr_gating is None: return None
+    th = RUNTIME_LSNR_THRESHOLDS if lsnr_gating is True else tuple(float(t) for t in lsnr_gating)
+    if len(th) != 3: raise ValueError(f"lsnr_gating: expected True or (min_db, max_erb_db, max_df_db), got {lsnr_gating!r}")
+    if not hasattr(model, "enhance_stages"):
+        raise TypeError(f"lsnr_gating: {type(model).__name__} has no enhance_stages(spec, feat_erb, feat_spec, gate); "
+                        "use lsnr_gating=False")
+    return lambda l: lsnr_stages(l, th)
+
+def _enhance_whole(model, df_state, x, lim, pad, gate):
+    "The offline chain on the whole signal at once (the definition `BlockEnhancer` is tested against)."
     p = df_state.p
-    if getattr(model, "df_params", p) != p: raise ValueError(f"df_state: its DfParams {p} differ from the model's {model.df_params}")
     n, hop, L = x.shape[-1], p.hop_size, int(getattr(model, "lookahead", 0))
     if pad: x = torch.nn.functional.pad(x, (0, p.fft_size + L * hop))
     spec, feat_erb, feat_spec = (torch.as_tensor(a) for a in df_state.features(x))
@@ -114,21 +122,117 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     if isinstance(model, torch.nn.Module):
         dev = next(model.parameters()).device
         inputs = [a.to(dev) for a in inputs]
-    if lsnr_gating is False or lsnr_gating is None:
-        spec_enh, lsnr = model.enhance_spec(*inputs)
-    else:
-        th = RUNTIME_LSNR_THRESHOLDS if lsnr_gating is True else tuple(float(t) for t in lsnr_gating)
-        if len(th) != 3: raise ValueError(f"lsnr_gating: expected True or (min_db, max_erb_db, max_df_db), got {lsnr_gating!r}")
-        gate = lambda l: lsnr_stages(l, th)
-        if not hasattr(model, "enhance_stages"):
-            raise TypeError(f"lsnr_gating: {type(model).__name__} has no enhance_stages(spec, feat_erb, feat_spec, gate); "
-                            "use lsnr_gating=False")
-        spec_enh, lsnr = model.enhance_stages(*inputs, gate=gate)
+    spec_enh, lsnr = model.enhance_spec(*inputs) if gate is None else model.enhance_stages(*inputs, gate=gate)
     spec_enh = torch.as_tensor(spec_enh)[:, L:].to("cpu", torch.complex64)
     if lim is not None: spec_enh = lim * spec.to(torch.complex64) + (1 - lim) * spec_enh
     y = torch.as_tensor(df_state.synthesis(spec_enh))
     d = p.fft_size - hop if pad else 0
-    return back(y[:, d:d + n].contiguous())
+    return y[:, d:d + n]
+
+@torch.inference_mode()
+def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool = True, lsnr_gating=False,
+            block_frames: int | None = BLOCK_FRAMES):
+    """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, NumPy or torch; same type and shape out) with DeepFilterNet's
+    delay handling (`pad=True`: output aligned with input). `lsnr_gating`: False, True (the runtime's thresholds)
+    or `(min_db, max_erb_db, max_df_db)`. Inputs longer than `block_frames` frames go through `BlockEnhancer` (flat
+    memory, the same result); `block_frames=None` forces the whole signal at once."""
+    x, back = _as_batch(audio)
+    lim = _atten_lim(atten_lim_db)
+    p = df_state.p
+    if getattr(model, "df_params", p) != p: raise ValueError(f"df_state: its DfParams {p} differ from the model's {model.df_params}")
+    gate = _gate(model, lsnr_gating)
+    frames = (x.shape[-1] + (p.fft_size + model.lookahead * p.hop_size if pad else 0)) // p.hop_size
+    if gate is None and block_frames and frames > block_frames and hasattr(model, "net_chunk"):
+        be = BlockEnhancer(model, df_state, x.shape[0], atten_lim_db, block_frames, pad)
+        y = torch.cat([be.push(b) for b in x.split(block_frames * p.hop_size, -1)] + [be.flush()], -1)
+    else: y = _enhance_whole(model, df_state, x, lim, pad, gate)
+    return back(y.contiguous())
+
+
+# %% ../nbs/18_enhance.ipynb #6bc58f55
+class BlockEnhancer:
+    """`enhance` for a signal that arrives (or is read) block by block: `push(x [C, k])` returns the enhanced samples
+    that are final so far, `flush()` the rest; concatenated they equal `enhance(model, df_state, whole)`."""
+    MARGIN = 32   # noisy frames kept before the next output frame, for the deep filter's past taps
+
+    def __init__(self, model, df_state, channels: int, atten_lim_db=None, block_frames: int = BLOCK_FRAMES, pad: bool = True):
+        if not hasattr(model, "net_chunk"): raise TypeError(f"BlockEnhancer: {type(model).__name__} has no net_chunk; use enhance()")
+        if not (isinstance(block_frames, int) and block_frames >= 1): raise ValueError(f"block_frames: expected an int >= 1, got {block_frames!r}")
+        self.model, self.p, self.block, self.pad = model, df_state.p, block_frames, pad
+        cfg = getattr(model, "config", None) or model.p
+        self.L, self.cla, self.dfl = model.lookahead, cfg.conv_lookahead, cfg.df_lookahead
+        self.lim = _atten_lim(atten_lim_db)
+        self.dev = next(model.parameters()).device
+        self.front, self.back = DfState(self.p).stream(channels), DfState(self.p).stream(channels)
+        self.net = model.init_net_state(channels)
+        F, E, D = self.p.nb_freqs, self.p.nb_erb, self.p.nb_df
+        self.S = [torch.zeros(channels, self.L, F, dtype=torch.complex64), torch.zeros(channels, self.L, E),
+                  torch.zeros(channels, self.L, D, dtype=torch.complex64)]   # S = L empty frames + the features
+        self.base, self.j = 0, 0                   # S holds stream frames [base, base + len); next output frame j
+        self.rest = torch.zeros(channels, 0)       # input samples short of a whole hop
+        self.n_in, self.n_out, self.skip = 0, 0, (self.p.fft_size - self.p.hop_size) if pad else 0
+
+    def _add_samples(self, x):
+        "Whole hops through the front end, appended to S; a partial hop waits for the next samples."
+        x = torch.cat([self.rest, x], -1); H = self.p.hop_size; k = x.shape[-1] // H * H
+        self.rest = x[:, k:]
+        if k: self.S = [torch.cat([s, f.to(s.dtype)], 1) for s, f in zip(self.S, self.front.features(x[:, :k]))]
+
+    @torch.inference_mode()
+    def push(self, x) -> torch.Tensor:
+        "The next samples `[C, k]` in; the enhanced samples that are final so far out."
+        x = torch.as_tensor(x, dtype=torch.float32)
+        self.n_in += x.shape[-1]
+        self._add_samples(x)
+        return self._run(final=False)
+
+    @torch.inference_mode()
+    def flush(self) -> torch.Tensor:
+        "End of the signal: the remaining enhanced samples (the output then has exactly as many samples as came in)."
+        if self.pad: self._add_samples(torch.zeros(self.rest.shape[0], self.p.fft_size + self.L * self.p.hop_size))
+        return self._run(final=True)
+
+# %% ../nbs/18_enhance.ipynb #0f4f2809
+@patch
+def _run(self: BlockEnhancer, final: bool) -> torch.Tensor:
+    "Enhance every block whose future (L frames after it) is known, or, at the end, everything left."
+    top = self.base + self.S[0].shape[1]                            # stream frames known so far
+    outs = []
+    while (self.j < top) if final else (self.j + self.block + self.L <= top):
+        a = self.j; b = min(a + self.block, top)
+        outs.append(self._chunk(a, b)); self.j = b
+        drop = max(0, self.j - self.MARGIN - self.base)             # forget what no later frame needs
+        if drop: self.S = [s[:, drop:] for s in self.S]; self.base += drop
+    y = torch.cat(outs, -1) if outs else torch.zeros(self.S[0].shape[0], 0)
+    s = min(self.skip, y.shape[-1]); y = y[:, s:]; self.skip -= s  # the STFT delay (pad=True aligns with the input)
+    y = y[:, : max(0, self.n_in - self.n_out)]                      # never more samples out than came in
+    self.n_out += y.shape[-1]
+    return y
+
+@patch
+def _frames(self: BlockEnhancer, k: int, a: int, b: int) -> torch.Tensor:
+    "Stream frames [a, b) of S[k], zeros outside what is known (before 0, after the end)."
+    s = self.S[k]; lo, hi = max(a, self.base), min(b, self.base + s.shape[1])
+    mid = s[:, lo - self.base: max(lo, hi) - self.base]
+    return torch.nn.functional.pad(mid.transpose(1, 2), (lo - a, b - max(lo, hi))).transpose(1, 2) if (lo > a or hi < b) else mid
+
+@patch
+def _chunk(self: BlockEnhancer, a: int, b: int) -> torch.Tensor:
+    "Enhance stream frames [a, b) and synthesise the output frames among them (stream frame j is output frame j - L)."
+    m, dev = self.model, self.dev
+    g, coefs, _, self.net = m.net_chunk(self._frames(1, a + self.cla, b + self.cla).to(dev),
+                                        self._frames(2, a + self.cla, b + self.cla).to(dev), self.net)
+    g, coefs = g.cpu(), coefs.cpu().to(torch.complex64)
+    O, Fd = coefs.shape[-1], coefs.shape[-2]; left = O - 1 - self.dfl
+    win = self._frames(0, a - left, b + self.dfl)                                  # the noisy frames the filter reads
+    K = b - a
+    low = sum(win[:, n:n + K, :Fd] * coefs[..., n] for n in range(O))               # as blocks.deep_filter
+    spec = win[:, left:left + K]
+    out = torch.cat([low, apply_erb_gains(spec, g, m.erb_inv_fb.cpu())[..., Fd:]], -1)
+    keep = slice(max(0, self.L - a), K)                                              # stream frames < L are not output
+    out, spec = out[:, keep], spec[:, keep]
+    if self.lim is not None: out = self.lim * spec + (1 - self.lim) * out
+    return self.back.synthesis_frames(out) if out.shape[1] else torch.zeros(out.shape[0], 0)
 
 # %% ../nbs/18_enhance.ipynb #d38c536b
 def _out_path(inp: Path, out_dir, suffix: str) -> Path:

@@ -314,6 +314,18 @@ def selective_scan_step(state: Tensor, u_t: Tensor, delta_t: Tensor, A: Tensor, 
     if z_t is not None: y = y * F.silu(z_t)
     return y, new_state
 
+# %% ../nbs/10_mamba_scan.ipynb #9a1c8350
+def _from_state(y, last, h0, args, kw):
+    "Correct a zero-state scan `(y, last)` for the initial state `h0 [b, d, N]` (linearity of the recurrence)."
+    u, delta, A, B, C, D = args
+    dt = delta + kw["delta_bias"][:, None] if kw.get("delta_bias") is not None else delta
+    if kw.get("delta_softplus"): dt = F.softplus(dt)
+    P = torch.cumsum(dt, -1).unsqueeze(-1) * A[:, None, :]               # [b, d, L, N], <= 0
+    H0 = torch.exp(P) * h0.to(P.dtype).unsqueeze(2)                          # the state's share at every frame
+    extra = torch.einsum("bdln,bnl->bdl", H0, C.to(P.dtype))
+    if kw.get("z") is not None: extra = extra * F.silu(kw["z"].to(P.dtype))
+    return y + extra.to(y.dtype), last + H0[:, :, -1]
+
 # %% ../nbs/10_mamba_scan.ipynb #77c0342e
 class MambaBlock(nn.Module):
     "Mamba mixer: in_proj -> causal depthwise conv + SiLU -> selective scan (gated by SiLU(z)) -> out_proj."
@@ -352,19 +364,25 @@ class MambaBlock(nn.Module):
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.linear(dt, self.dt_proj.weight), B, C
 
-    def forward(self, x: Tensor) -> Tensor:
-        "x: [batch, L, d_model] -> [batch, L, d_model]."
+    def forward(self, x: Tensor, state=None):
+        """x: [batch, L, d_model] -> [batch, L, d_model]. With `state` (from `init_state`, or the previous chunk's) the
+        sequence continues a stream: returns `(y, new_state)`, and chunks equal one run over the whole stream."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MambaBlock: `x` has shape {tuple(x.shape)}, expected [batch, L, d_model={self.d_model}]")
         L = x.shape[1]
         xs, z = self.in_proj(x).chunk(2, dim=-1)                              # [b, L, d_inner] each
-        xs = F.silu(self.conv1d(xs.transpose(1, 2))[..., :L])                  # causal: keep the first L outputs
-        dt, B, C = self._ssm_inputs(xs.transpose(1, 2))
+        xs = xs.transpose(1, 2)
+        if state is not None: xs = torch.cat([state[0].to(xs.dtype), xs], -1)   # the conv's last d_conv-1 inputs first
+        K = xs.shape[-1] - L                                                  # 0, or d_conv - 1 with a state
+        u = F.silu(self.conv1d(xs)[..., K:K + L])                             # causal: output t sees inputs <= t
+        dt, B, C = self._ssm_inputs(u.transpose(1, 2))
         A = -torch.exp(self.A_log.float())
-        y = selective_scan(xs, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
-                           z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
-                           backend=self.scan_backend)
-        return self.out_proj(y.transpose(1, 2))
+        args = (u, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float())
+        kw = dict(z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend)
+        if state is None: return self.out_proj(selective_scan(*args, **kw).transpose(1, 2))
+        y, last = selective_scan(*args, **kw, return_last_state=True)
+        y, last = _from_state(y, last, state[1], args, kw)
+        return self.out_proj(y.transpose(1, 2)), (xs[..., xs.shape[-1] - (self.d_conv - 1):], last)
 
     def init_state(self, batch: int, device=None, dtype=None):
         "Zero state: (conv_state [batch, d_inner, d_conv-1], ssm_state [batch, d_inner, d_state])."
@@ -410,7 +428,11 @@ class Mamba(nn.Module):
         else: raise ValueError(f"Mamba: `norm` must be 'rms', 'layer' or None, got {norm!r}")
         self.mixer = MambaBlock(d_model, d_state, d_conv, expand, dt_rank, bias, conv_bias, scan_backend, **block_kw, **fk)
 
-    def forward(self, x: Tensor) -> Tensor: return x + self.mixer(self.norm(x))
+    def forward(self, x: Tensor, state=None):
+        "Whole sequence, or (with `state`) a chunk of a stream -> `(y, new_state)`, as `MambaBlock.forward`."
+        if state is None: return x + self.mixer(self.norm(x))
+        y, state = self.mixer(self.norm(x), state)
+        return x + y, state
     def init_state(self, batch: int, device=None, dtype=None): return self.mixer.init_state(batch, device, dtype)
     def step(self, x_t: Tensor, state):
         y, state = self.mixer.step(self.norm(x_t), state)

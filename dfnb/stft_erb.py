@@ -13,6 +13,7 @@ import functools, math
 from dataclasses import dataclass, fields
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MEAN_NORM_INIT', 'UNIT_NORM_INIT', 'BLOCK', 'norm_alpha', 'erb_widths', 'DfParams', 'vorbis_window', 'erb_fb',
@@ -371,6 +372,41 @@ class DfStream:
         out = x[:, :H] + self._syn[:, :H]
         self._syn = torch.nn.functional.pad(self._syn[:, H:], (0, H)) + x[:, H:]
         return out[0] if squeeze else out
+
+# %% ../nbs/00_stft_erb.ipynb #ea27e6d0
+@patch
+def features(self: DfStream, x) -> tuple:
+    "A block of whole hops `[B, k*hop]` (or `[k*hop]`) -> `(spec [B,k,F], feat_erb [B,k,E], feat_spec [B,k,nb_df])`, state carried."
+    x, squeeze = self._2d(_check_audio(x, "x", "[k*hop] or [B, k*hop]"))
+    p = self.p; H, N = p.hop_size, p.fft_size
+    if x.shape[-1] % H: raise ValueError(f"x: expected a whole number of hops ({H} samples), got {x.shape[-1]} samples")
+    self._init(x)
+    xs = torch.cat([self._ana.to(x.dtype), x], -1)
+    self._ana = xs[:, xs.shape[-1] - (N - H):]
+    _, win_norm, _ = _consts(p, x.dtype, x.device)
+    X = torch.fft.rfft(xs.unfold(-1, N, H) * win_norm, dim=-1)                    # [B, k, F]
+    e = 10 * torch.log10(_band_power(X, p) + 1e-10)
+    mu = ema(e, p.alpha, self._mu.to(e.dtype)); self._mu = mu[:, -1]
+    Xd = X[..., : p.nb_df]
+    m = ema(_mag(Xd), p.alpha, self._m.to(e.dtype)); self._m = m[:, -1]
+    out = (X, (e - mu) / 40, Xd * m.rsqrt())
+    return tuple(o[0] for o in out) if squeeze else out
+
+@patch
+def synthesis_frames(self: DfStream, X) -> torch.Tensor:
+    "A block of (enhanced) frames `[B, k, F]` -> `k*hop` samples `[B, k*hop]`, overlap-add memory carried."
+    X = _as_tensor(X, "X")
+    squeeze = X.ndim == 2
+    X = _check_spec(X[None] if squeeze else X, self.p.nb_freqs, "X")
+    self._init(X)
+    p = self.p; H, N, k = p.hop_size, p.fft_size, X.shape[-2]
+    win, _, _ = _consts(p, self._syn.dtype, X.device)
+    frames = torch.fft.irfft(X, n=N, dim=-1) * (N * win)                            # [B, k, N]
+    out = torch.nn.functional.pad(self._syn, (0, k * H))                             # [B, N-H + k*H]
+    for r in range(N // H):                            # overlap-add: the r-th hop of frame t lands at hop t + r
+        out[:, r * H: r * H + k * H] += frames[..., r * H:(r + 1) * H].reshape(X.shape[0], k * H)
+    self._syn = out[:, k * H:]
+    return out[0, : k * H] if squeeze else out[:, : k * H]
 
 # %% ../nbs/00_stft_erb.ipynb #2d8c012d
 def plot_features(audio, p: DfParams = DfParams(), title: str = ""):
