@@ -15,8 +15,8 @@ from torch import nn, Tensor
 from .stft_erb import DfParams
 
 # %% auto #0
-__all__ = ['GroupedLinear', 'SqueezedGRU_S', 'Conv2dNormAct', 'ConvTranspose2dNormAct', 'fold_batchnorm', 'apply_erb_gains',
-           'deep_filter', 'deep_filter_ri', 'shift_frames', 'DeepFilterParams']
+__all__ = ['PF_BETA', 'GroupedLinear', 'SqueezedGRU_S', 'Conv2dNormAct', 'ConvTranspose2dNormAct', 'fold_batchnorm',
+           'apply_erb_gains', 'deep_filter', 'deep_filter_ri', 'post_filter', 'shift_frames', 'DeepFilterParams']
 
 # %% ../nbs/12_blocks.ipynb #63003a92
 class GroupedLinear(nn.Module):
@@ -192,6 +192,19 @@ def deep_filter_ri(frames: Tensor, coefs: Tensor) -> Tensor:
     a, b = frames[..., 0].transpose(-1, -2), frames[..., 1].transpose(-1, -2)      # [..., F_df, N]
     c, d = coefs[..., 0], coefs[..., 1]
     return torch.stack([(a * c - b * d).sum(-1), (a * d + b * c).sum(-1)], -1)
+
+# %% ../nbs/12_blocks.ipynb #31fa7032
+PF_BETA = 0.02   # DeepFilterNet3's default post-filter strength
+
+def post_filter(noisy: Tensor, enhanced: Tensor, beta: float = PF_BETA) -> Tensor:
+    "DeepFilterNet's post-filter: complex `enhanced [..., F]` scaled per bin by pf(|enhanced| / |noisy|) (see above)."
+    if not (noisy.is_complex() and enhanced.is_complex()): raise TypeError("post_filter: noisy and enhanced must be complex spectra")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"post_filter: beta must be a finite number >= 0, got {beta!r}")
+    eps = 1e-12
+    g = (enhanced.abs() / (noisy.abs() + eps)).clamp(eps, 1)
+    g_sin = (g * torch.sin(math.pi * g / 2)).clamp_min(eps)
+    return enhanced * ((1 + beta) / (1 + beta * (g / g_sin) ** 2))
 
 # %% ../nbs/12_blocks.ipynb #430e6063
 def shift_frames(x: Tensor, k: int, dim: int = -2) -> Tensor:

@@ -7,19 +7,19 @@ Docs: https://dfnb.github.io/dfnb/enhance.html.md"""
 
 # %% ../nbs/18_enhance.ipynb #d4e515c1
 from __future__ import annotations
-import argparse, os, sys
+import argparse, os, signal, sys, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
 from .stft_erb import DfState, pcm_to_float
-from .blocks import apply_erb_gains
+from .blocks import apply_erb_gains, post_filter, PF_BETA
 from .checkpoint import load_model
 from .official import OnnxDfNet3
 
 # %% auto #0
 __all__ = ['RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance',
-           'BlockEnhancer', 'enhance_file', 'enhance_cli']
+           'BlockEnhancer', 'output_format', 'enhance_file', 'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
 def init_df(model="dfnet3", device="cpu"):
@@ -111,7 +111,7 @@ def _gate(model, lsnr_gating):
                         "use lsnr_gating=False")
     return lambda l: lsnr_stages(l, th)
 
-def _enhance_whole(model, df_state, x, lim, pad, gate):
+def _enhance_whole(model, df_state, x, lim, pad, gate, pf_beta=None):
     "The offline chain on the whole signal at once (the definition `BlockEnhancer` is tested against)."
     p = df_state.p
     n, hop, L = x.shape[-1], p.hop_size, int(getattr(model, "lookahead", 0))
@@ -124,6 +124,7 @@ def _enhance_whole(model, df_state, x, lim, pad, gate):
         inputs = [a.to(dev) for a in inputs]
     spec_enh, lsnr = model.enhance_spec(*inputs) if gate is None else model.enhance_stages(*inputs, gate=gate)
     spec_enh = torch.as_tensor(spec_enh)[:, L:].to("cpu", torch.complex64)
+    if pf_beta is not None: spec_enh = post_filter(spec.to(torch.complex64), spec_enh, pf_beta)
     if lim is not None: spec_enh = lim * spec.to(torch.complex64) + (1 - lim) * spec_enh
     y = torch.as_tensor(df_state.synthesis(spec_enh))
     d = p.fft_size - hop if pad else 0
@@ -131,10 +132,11 @@ def _enhance_whole(model, df_state, x, lim, pad, gate):
 
 @torch.inference_mode()
 def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool = True, lsnr_gating=False,
-            block_frames: int | None = BLOCK_FRAMES):
+            block_frames: int | None = BLOCK_FRAMES, post_filter_beta: float | None = None):
     """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, NumPy or torch; same type and shape out) with DeepFilterNet's
     delay handling (`pad=True`: output aligned with input). `lsnr_gating`: False, True (the runtime's thresholds)
-    or `(min_db, max_erb_db, max_df_db)`. Inputs longer than `block_frames` frames go through `BlockEnhancer` (flat
+    or `(min_db, max_erb_db, max_df_db)`. `post_filter_beta`: DeepFilterNet's post-filter (`dfnb.blocks.post_filter`,
+    e.g. its default 0.02; None: off). Inputs longer than `block_frames` frames go through `BlockEnhancer` (flat
     memory, the same result); `block_frames=None` forces the whole signal at once."""
     x, back = _as_batch(audio)
     lim = _atten_lim(atten_lim_db)
@@ -143,9 +145,9 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     gate = _gate(model, lsnr_gating)
     frames = (x.shape[-1] + (p.fft_size + model.lookahead * p.hop_size if pad else 0)) // p.hop_size
     if gate is None and block_frames and frames > block_frames and hasattr(model, "net_chunk"):
-        be = BlockEnhancer(model, df_state, x.shape[0], atten_lim_db, block_frames, pad)
+        be = BlockEnhancer(model, df_state, x.shape[0], atten_lim_db, block_frames, pad, post_filter_beta)
         y = torch.cat([be.push(b) for b in x.split(block_frames * p.hop_size, -1)] + [be.flush()], -1)
-    else: y = _enhance_whole(model, df_state, x, lim, pad, gate)
+    else: y = _enhance_whole(model, df_state, x, lim, pad, gate, post_filter_beta)
     return back(y.contiguous())
 
 
@@ -155,13 +157,14 @@ class BlockEnhancer:
     that are final so far, `flush()` the rest; concatenated they equal `enhance(model, df_state, whole)`."""
     MARGIN = 32   # noisy frames kept before the next output frame, for the deep filter's past taps
 
-    def __init__(self, model, df_state, channels: int, atten_lim_db=None, block_frames: int = BLOCK_FRAMES, pad: bool = True):
+    def __init__(self, model, df_state, channels: int, atten_lim_db=None, block_frames: int = BLOCK_FRAMES, pad: bool = True,
+                 post_filter_beta: float | None = None):
         if not hasattr(model, "net_chunk"): raise TypeError(f"BlockEnhancer: {type(model).__name__} has no net_chunk; use enhance()")
         if not (isinstance(block_frames, int) and block_frames >= 1): raise ValueError(f"block_frames: expected an int >= 1, got {block_frames!r}")
         self.model, self.p, self.block, self.pad = model, df_state.p, block_frames, pad
         cfg = getattr(model, "config", None) or model.p
         self.L, self.cla, self.dfl = model.lookahead, cfg.conv_lookahead, cfg.df_lookahead
-        self.lim = _atten_lim(atten_lim_db)
+        self.lim, self.pf = _atten_lim(atten_lim_db), post_filter_beta
         self.dev = next(model.parameters()).device
         self.front, self.back = DfState(self.p).stream(channels), DfState(self.p).stream(channels)
         self.net = model.init_net_state(channels)
@@ -231,6 +234,7 @@ def _chunk(self: BlockEnhancer, a: int, b: int) -> torch.Tensor:
     out = torch.cat([low, apply_erb_gains(spec, g, m.erb_inv_fb.cpu())[..., Fd:]], -1)
     keep = slice(max(0, self.L - a), K)                                              # stream frames < L are not output
     out, spec = out[:, keep], spec[:, keep]
+    if self.pf is not None: out = post_filter(spec, out, self.pf)
     if self.lim is not None: out = self.lim * spec + (1 - self.lim) * out
     return self.back.synthesis_frames(out) if out.shape[1] else torch.zeros(out.shape[0], 0)
 
@@ -244,35 +248,119 @@ def _same_file(a: Path, b: Path) -> bool:
     try: return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError: return a.resolve() == b.resolve()
 
-def _read_audio(path: Path):
-    "`(audio [C, N] float32, sr, soundfile info)`; ValueError with a one-line reason when unusable."
+_FORMATS = {".wav": ("WAV", None), ".flac": ("FLAC", None), ".ogg": ("OGG", "VORBIS"), ".oga": ("OGG", "VORBIS"),
+            ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", None), ".aiff": ("AIFF", None), ".aif": ("AIFF", None),
+            ".au": ("AU", None), ".caf": ("CAF", None), ".w64": ("W64", None), ".rf64": ("RF64", None)}
+
+def output_format(out, info=None) -> tuple[str, str]:
+    """`(format, subtype)` that soundfile writes `out` with, from its extension (the input's subtype when the format is
+    the same and allows it); a `ValueError` for an extension that is not an audio format, before any work is done."""
+    import soundfile as sf
+    ext = Path(out).suffix.lower()
+    if ext not in _FORMATS or _FORMATS[ext][0] not in sf.available_formats():
+        raise ValueError(f"output {out}: {'no extension' if not ext else repr(ext) + ' is not an audio format dfnb writes'}; "
+                         f"use one of {', '.join(sorted(_FORMATS))}")
+    fmt, sub = _FORMATS[ext]
+    if sub is None:
+        sub = info.subtype if info is not None and info.format == fmt and sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
+    return fmt, sub
+
+def _wav_declared_frames(path: Path) -> int | None:
+    "The frame count a RIFF/WAVE header declares (its `data` chunk size over the block size), or None if not such a file."
+    import struct
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"RIFF" or (f.read(4), f.read(4))[1] != b"WAVE": return None
+            align = None
+            while True:
+                head = f.read(8)
+                if len(head) < 8: return None
+                cid, size = head[:4], struct.unpack("<I", head[4:])[0]
+                if cid == b"fmt ": align = struct.unpack("<H", f.read(16)[12:14])[0]; f.seek(size - 16 + (size & 1), 1)
+                elif cid == b"data": return size // align if align and size != 0xFFFFFFFF else None
+                else: f.seek(size + (size & 1), 1)
+    except (OSError, struct.error): return None
+
+def _info(path: Path):
+    "soundfile's info of `path`; ValueError with a one-line reason when unusable."
     import soundfile as sf
     if not path.is_file(): raise ValueError("no such file" if not path.exists() else "not a file")
-    try: info = sf.info(str(path)); x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    try: info = sf.info(str(path))
     except Exception as e: raise ValueError(f"cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if x.shape[0] == 0: raise ValueError("empty audio (0 samples)")
-    return np.ascontiguousarray(x.T), sr, info
+    if info.frames == 0: raise ValueError("empty audio (0 samples)")
+    return info
 
-def enhance_file(model, df_state, inp, out, atten_lim_db=None, progress=None) -> Path:
-    "Read `inp` (any rate, any channels), enhance at 48 kHz, write `out` in the input's format and sample rate."
+
+# %% ../nbs/18_enhance.ipynb #43bee887
+def enhance_file(model, df_state, inp, out, atten_lim_db=None, progress=None, block_seconds: float = 10.0,
+                 post_filter_beta: float | None = None, compensate_delay: bool = True) -> Path:
+    """Enhance audio file `inp` (any rate and channel count) at 48 kHz and write `out` at the input's rate, in the
+    format of `out`'s extension; `progress(seconds)` is called as the audio is processed. `compensate_delay=False`
+    keeps the STFT's delay (fft_size - hop_size samples at 48 kHz) in the output, as a real-time stream has it."""
+    import soundfile as sf
+    inp, out = Path(inp), Path(out)
+    info = _info(inp); fmt, subtype = output_format(out, info)
+    sr, C = info.samplerate, info.channels
+    if C > MAX_CHANNELS: raise ValueError(f"{C} channels; at most {MAX_CHANNELS} are enhanced")
+    if not hasattr(model, "net_chunk"):                        # a model without a stream form: the whole file at once
+        return _enhance_file_whole(model, df_state, inp, out, info, fmt, subtype, atten_lim_db, progress, post_filter_beta, compensate_delay)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"); os.close(fd)
+    n_read = n_written = 0
+    try:
+        with sf.SoundFile(str(inp)) as fin, sf.SoundFile(tmp, "w", sr, C, subtype, format=fmt) as fout:
+            rs = _Resampler(sr, df_state.p.sr, C)
+            be = BlockEnhancer(model, df_state, C, atten_lim_db, pad=compensate_delay, post_filter_beta=post_filter_beta)
+            clip = subtype.startswith(("PCM", "ULAW", "ALAW"))
+            def write(y):
+                nonlocal n_written
+                y = y[: max(0, n_read - n_written)] if last else y   # never more samples than came in
+                if clip: y = np.clip(y, -1, 1)
+                fout.write(y); n_written += len(y)
+            last = False
+            for block in fin.blocks(blocksize=max(1, int(block_seconds * sr)), dtype="float32", always_2d=True):
+                n_read += len(block)
+                write(rs.back(be.push(torch.from_numpy(rs.there(block).T.copy())).numpy().T))
+                if progress is not None: progress(len(block) / sr)
+            last = True
+            y48 = torch.cat([be.push(torch.from_numpy(rs.there(np.zeros((0, C), np.float32), last=True).T.copy())), be.flush()], -1)
+            write(rs.back(y48.numpy().T, last=True))
+            if n_written < n_read: write(np.zeros((n_read - n_written, C), np.float32))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    declared = _wav_declared_frames(inp) or info.frames
+    if n_read < declared:
+        warnings.warn(f"{inp}: the header says {declared} frames, {n_read} could be read (a truncated file?); "
+                      f"enhanced what was there", RuntimeWarning, stacklevel=2)
+    return out
+
+# %% ../nbs/18_enhance.ipynb #433ff1dc
+class _Resampler:
+    "soxr's streaming resampler both ways (`there`: input rate -> 48 kHz, `back`), or nothing when the rates agree."
+    def __init__(self, sr: int, target: int, channels: int):
+        import soxr
+        self.same = sr == target
+        if not self.same:
+            self.a = soxr.ResampleStream(sr, target, channels, dtype="float32", quality="VHQ")
+            self.b = soxr.ResampleStream(target, sr, channels, dtype="float32", quality="VHQ")
+    def there(self, x, last=False): return x if self.same else self.a.resample_chunk(np.ascontiguousarray(x), last=last)
+    def back(self, y, last=False): return y if self.same else self.b.resample_chunk(np.ascontiguousarray(y, np.float32), last=last)
+
+def _enhance_file_whole(model, df_state, inp, out, info, fmt, subtype, atten_lim_db, progress, pf_beta=None, pad=True):
+    "The file at once (models without `net_chunk`, such as the official ONNX graphs), written atomically as well."
     import soundfile as sf, soxr
-    x, sr, info = _read_audio(Path(inp))
+    x, sr = sf.read(str(inp), dtype="float32", always_2d=True)
     target = df_state.p.sr
-    x48 = x if sr == target else soxr.resample(x.T, sr, target, quality="VHQ").T
-    y = np.stack([enhance(model, df_state, np.ascontiguousarray(c), atten_lim_db=atten_lim_db) for c in _progress(x48, sr, progress)])
-    if sr != target:
-        y = soxr.resample(np.ascontiguousarray(y.T), target, sr, quality="VHQ").T
-        y = y[:, :x.shape[1]] if y.shape[1] >= x.shape[1] else np.pad(y, ((0, 0), (0, x.shape[1] - y.shape[1])))
-    subtype = info.subtype if sf.check_format(info.format, info.subtype) else None
-    if subtype and subtype.startswith(("PCM", "ULAW", "ALAW")): y = np.clip(y, -1, 1)
-    sf.write(str(out), np.ascontiguousarray(y.T), sr, format=info.format, subtype=subtype)
+    x48 = x if sr == target else soxr.resample(x, sr, target, quality="VHQ")
+    y = enhance(model, df_state, np.ascontiguousarray(x48.T), atten_lim_db=atten_lim_db, post_filter_beta=pf_beta, pad=pad).T
+    if sr != target: y = soxr.resample(np.ascontiguousarray(y), target, sr, quality="VHQ")
+    y = y[: len(x)] if len(y) >= len(x) else np.pad(y, ((0, len(x) - len(y)), (0, 0)))
+    if subtype.startswith(("PCM", "ULAW", "ALAW")): y = np.clip(y, -1, 1)
+    fd, tmp = tempfile.mkstemp(dir=Path(out).parent, prefix=f".{Path(out).name}.", suffix=".part"); os.close(fd)
+    try: sf.write(tmp, y, sr, format=fmt, subtype=subtype); os.replace(tmp, out)
+    except BaseException: Path(tmp).unlink(missing_ok=True); raise
+    if progress is not None: progress(len(x) / sr)
     return Path(out)
-
-def _progress(x48, sr, bar):
-    "Channels of `x48`, advancing `bar` by each channel's duration in seconds."
-    for c in x48:
-        yield c
-        if bar is not None: bar.update(round(len(c) / 48000, 2))
 
 # %% ../nbs/18_enhance.ipynb #be7af949
 DEMO_TEXT = "Speech enhancement removes the noise and keeps the voice. This sentence was synthesised by eSpeak."
@@ -306,14 +394,23 @@ def enhance_cli(argv=None) -> int:
     g.add_argument("--output", type=Path, help="output file name (single input only)")
     ap.add_argument("-m", "--model", default="dfnet3", help="'dfnet3' (default), 'dfnet3-onnx', an official *.tar.gz, a model directory or a dfnb checkpoint")
     ap.add_argument("--atten-lim", type=float, default=None, metavar="DB", help="limit the noise attenuation to DB decibels")
+    ap.add_argument("--pf", action="store_true", help="DeepFilterNet's post-filter: a little more attenuation where the model attenuated")
+    ap.add_argument("--pf-beta", type=float, default=PF_BETA, metavar="BETA", help=f"post-filter strength (default {PF_BETA}, DeepFilterNet3's)")
+    ap.add_argument("-D", "--compensate-delay", action=argparse.BooleanOptionalAction, default=True,
+                    help="align the output with the input by removing the STFT's delay (fft_size - hop_size = 480 samples, "
+                         "10 ms, at 48 kHz); on by default (DeepFilterNet's deepFilter needs -D for it)")
     ap.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
     ap.add_argument("--demo", action="store_true", help="enhance a generated noisy eSpeak sentence and print where the files went")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     if not a.files and not a.demo: ap.error("give input files, or --demo")
     if a.output is not None and len(a.files) != 1: ap.error(f"--output needs exactly one input file, got {len(a.files)}")
+    if not (np.isfinite(a.pf_beta) and a.pf_beta >= 0): ap.error(f"--pf-beta: expected a finite number >= 0, got {a.pf_beta}")
     if a.atten_lim is not None and not (np.isfinite(a.atten_lim) and a.atten_lim >= 0):
         ap.error(f"--atten-lim: expected a finite number of dB >= 0, got {a.atten_lim}")
+    if a.output is not None:
+        try: output_format(a.output)                           # before any work: an unknown format is an error
+        except ValueError as e: ap.error(f"--output: {e}")
     err = lambda msg: print(f"dfnb-enhance: error: {msg}", file=sys.stderr)
     try: model, df_state, suffix = init_df(a.model)
     except Exception as e: err(f"--model {a.model}: {e}"); return 2
@@ -326,6 +423,8 @@ def enhance_cli(argv=None) -> int:
     jobs, planned = [], []
     for f in inputs:
         out = a.output if a.output is not None else _out_path(f, a.output_dir, suffix)
+        try: output_format(out)
+        except ValueError as e: err(f"{f}: {e}"); status = 1; continue
         if any(_same_file(out, i) or out.resolve() == i.resolve() for i in inputs):
             err(f"{f}: output {out} would overwrite an input; refused"); status = 1; continue
         if out.resolve() in planned: err(f"{f}: output {out} is also the output of another input; skipped"); status = 1; continue
@@ -333,11 +432,31 @@ def enhance_cli(argv=None) -> int:
         planned.append(out.resolve()); jobs.append((f, out))
     if not jobs: return status
     from tqdm.auto import tqdm
-    with tqdm(total=None, unit="s", desc="dfnb-enhance", disable=a.quiet or None, file=sys.stderr) as bar:
-        for f, out in jobs:
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                enhance_file(model, df_state, f, out, a.atten_lim, bar)
-                print(f"{f} -> {out}")
-            except Exception as e: err(f"{f}: {e}"); status = 1
+    total = 0.0
+    for f, _ in jobs:
+        try: total += _info(f).duration
+        except ValueError: pass
+    prev = signal.signal(signal.SIGTERM, _raise_interrupt)       # SIGTERM ends the run as Ctrl-C does: cleanly
+    current = None
+    try:
+        with tqdm(total=round(total, 2), unit="s", desc="dfnb-enhance", disable=a.quiet or None, file=sys.stderr,
+                  bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
+            for f, out in jobs:
+                current = out
+                try:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with warnings.catch_warnings(record=True) as ws:
+                        warnings.simplefilter("always")
+                        enhance_file(model, df_state, f, out, a.atten_lim, lambda sec: bar.update(sec),
+                                     post_filter_beta=a.pf_beta if a.pf else None, compensate_delay=a.compensate_delay)
+                    for w in ws: print(f"dfnb-enhance: warning: {w.message}", file=sys.stderr)
+                    bar.write(f"{f} -> {out}", file=sys.stdout)
+                except (ValueError, OSError, RuntimeError, TypeError) as e:
+                    err(f"{f}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"); status = 1
+    except KeyboardInterrupt:
+        print(f"dfnb-enhance: interrupted; {current} was not written (no partial file is left)", file=sys.stderr)
+        return 130
+    finally: signal.signal(signal.SIGTERM, prev)
     return status
+
+def _raise_interrupt(signum, frame): raise KeyboardInterrupt

@@ -1,7 +1,8 @@
 """Bad input, as a hostile but realistic user gives it: each test is a row of the robustness issue's table
 (layouts, dtypes, attenuation limits, model arguments, poisoned streams, stateless graphs, configurations)."""
-import warnings
+import os, signal, subprocess, sys, time, warnings
 from pathlib import Path
+import soundfile as sf
 import numpy as np, pytest, torch
 from dfnb.enhance import init_df, enhance
 from dfnb.onnx import export_dfn3
@@ -150,7 +151,6 @@ def test_corrupt_cache_is_extracted_again(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- dfnb-export-onnx
 def test_export_cli_one_line_errors(tmp_path, capsys):
-    import os
     from dfnb.onnx import export_cli
     f = tmp_path / "afile"; f.write_text("x")
     assert export_cli(["dfnet3", "-o", str(f), "--graphs", "combined"]) == 2
@@ -195,3 +195,102 @@ def test_scan_empty_sequence(backend):
     y, last = selective_scan(**a, D=torch.ones(8), z=torch.ones(2, 8, 0), return_last_state=True, backend=backend)
     assert y.shape == (2, 8, 0) and last.shape == (2, 8, 4) and not last.any()
     y.sum().backward(); assert a["u"].grad.shape == (2, 8, 0)
+
+# ---------------------------------------------------------------- dfnb-enhance: files
+
+def _write(path, seconds=2.0, sr=48000, channels=1, subtype="PCM_16", fmt=None):
+    x = np.stack([speech_like(seconds, sr, seed=c + 1) * 0.5 for c in range(channels)], 1)
+    sf.write(str(path), x, sr, subtype=subtype, format=fmt)
+    return x
+
+def _cli(*args, timeout=300):
+    exe = Path(sys.executable).parent / "dfnb-enhance"
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+def test_output_format_follows_the_extension(tmp_path):
+    _write(tmp_path / "in.wav")
+    from dfnb.enhance import enhance_cli
+    assert enhance_cli([str(tmp_path / "in.wav"), "--output", str(tmp_path / "out.flac"), "-q"]) == 0
+    assert sf.info(str(tmp_path / "out.flac")).format == "FLAC"
+    _write(tmp_path / "in.mp3", fmt="MP3", subtype="MPEG_LAYER_III")
+    assert enhance_cli([str(tmp_path / "in.mp3"), "--output", str(tmp_path / "x.wav"), "-q"]) == 0
+    i = sf.info(str(tmp_path / "x.wav")); assert i.format == "WAV" and i.frames == sf.info(str(tmp_path / "in.mp3")).frames
+    r = _cli(tmp_path / "in.wav", "--output", tmp_path / "out.xyz")
+    assert r.returncode == 2 and "'.xyz' is not an audio format" in r.stderr and not (tmp_path / "out.xyz").exists()
+
+def test_disk_full_leaves_no_file_under_the_final_name(tmp_path, monkeypatch, dfn3):
+    "A write that fails half way (ENOSPC) leaves neither a file under the final name nor a temporary one."
+    import errno
+    from dfnb.enhance import enhance_file
+    _write(tmp_path / "in.wav", seconds=25.0)
+    calls = {"n": 0}; real = sf.SoundFile.write
+    def failing(self, data):
+        calls["n"] += 1
+        if calls["n"] == 2: raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+    monkeypatch.setattr(sf.SoundFile, "write", failing)
+    m, st, _ = dfn3
+    with pytest.raises(OSError, match="No space left"): enhance_file(m, st, tmp_path / "in.wav", tmp_path / "out.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+def test_sigint_leaves_nothing_and_exits_130(tmp_path):
+    _write(tmp_path / "long.wav", seconds=60.0, channels=2)
+    exe = Path(sys.executable).parent / "dfnb-enhance"
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        p = subprocess.Popen([str(exe), str(tmp_path / "long.wav"), "-o", str(tmp_path / "out"), "-q"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        t0 = time.time()
+        while not list((tmp_path / "out").glob(".*.part")) and time.time() - t0 < 120: time.sleep(0.05)
+        time.sleep(0.5); p.send_signal(sig)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 130, (sig, p.returncode, err)
+        assert "Traceback" not in err and err.strip().count("\n") == 0 and "interrupted" in err
+        assert list((tmp_path / "out").iterdir()) == []
+
+def test_truncated_wav_warns(tmp_path):
+    _write(tmp_path / "t.wav", seconds=2.0)
+    b = (tmp_path / "t.wav").read_bytes(); (tmp_path / "t.wav").write_bytes(b[: len(b) // 2])   # header says 2 s
+    r = _cli(tmp_path / "t.wav", "-o", tmp_path / "o", "-q")
+    assert r.returncode == 0 and "warning" in r.stderr and "96000 frames" in r.stderr and "could be read" in r.stderr
+
+def test_long_file_streams_equal_to_the_whole_signal(tmp_path, dfn3):
+    "File in, file out, block by block (at 48 kHz: the same as enhance() on the whole signal), progress within the file."
+    from dfnb.enhance import enhance_file
+    m, st, _ = dfn3
+    x = _write(tmp_path / "in.wav", seconds=23.3, channels=2, subtype="FLOAT")
+    seen = []
+    enhance_file(m, st, tmp_path / "in.wav", tmp_path / "out.wav", progress=seen.append, block_seconds=4.0)
+    y, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32", always_2d=True)
+    ref = enhance(m, st, np.ascontiguousarray(x.T.astype(np.float32)), block_frames=None).T
+    assert y.shape == x.shape and np.abs(y - ref).max() < 1e-4
+    assert len(seen) == 6 and abs(sum(seen) - 23.3) < 1e-6
+    x16 = _write(tmp_path / "in16.wav", seconds=7.7, sr=16000, subtype="FLOAT")
+    enhance_file(m, st, tmp_path / "in16.wav", tmp_path / "out16.flac", block_seconds=2.0)
+    i = sf.info(str(tmp_path / "out16.flac")); assert (i.samplerate, i.frames, i.format) == (16000, len(x16), "FLAC")
+
+# ---------------------------------------------------------------- what deepFilter users expect of the command
+def test_post_filter_equals_the_official_runtime(dfn3):
+    "dfnb's post-filter (beta 0.02) against the official Rust runtime's own post-filter, same audio."
+    from dfnb.official import OfficialRuntime
+    from dfnb.metrics import snr
+    from dfnb.signals import espeak
+    m, st, _ = dfn3
+    clean = espeak("The birch canoe slid on the smooth planks.")
+    x = np.asarray(mix_at_snr(clean, pink_noise(len(clean), seed=0), 5)[0], np.float32) * 0.5
+    with OfficialRuntime(post_filter_beta=0.02) as rt: ref, _ = rt.process(x)
+    y, y0 = enhance(m, st, x, post_filter_beta=0.02), enhance(m, st, x)
+    assert snr(ref, y) > 80 and snr(y0, y) < 60          # equal to the runtime's, and not a no-op
+    yb = enhance(m, st, np.tile(x, 4), post_filter_beta=0.02, block_frames=150)   # block by block: the same
+    assert np.abs(yb - enhance(m, st, np.tile(x, 4), post_filter_beta=0.02, block_frames=None)).max() < 1e-4
+
+def test_cli_pf_and_delay(tmp_path):
+    from dfnb.enhance import enhance_cli
+    x = _write(tmp_path / "in.wav", subtype="FLOAT")[:, 0]
+    assert enhance_cli([str(tmp_path / "in.wav"), "--output", str(tmp_path / "pf.wav"), "--pf", "-q"]) == 0
+    assert enhance_cli([str(tmp_path / "in.wav"), "--output", str(tmp_path / "raw.wav"), "--no-compensate-delay", "-q"]) == 0
+    assert enhance_cli([str(tmp_path / "in.wav"), "--output", str(tmp_path / "al.wav"), "-q"]) == 0
+    pf, raw, al = (sf.read(str(tmp_path / f), dtype="float32")[0] for f in ("pf.wav", "raw.wav", "al.wav"))
+    assert pf.shape == raw.shape == al.shape == x.shape and np.abs(pf - al).max() > 1e-4
+    # without compensation the output is 480 samples (10 ms) late; the last ~30 ms differ (no padded tail to look ahead at)
+    assert np.abs(raw[480:-1440] - al[:-1920]).max() < 1e-5
+    with pytest.raises(SystemExit): enhance_cli([str(tmp_path / "in.wav"), "--pf", "--pf-beta", "-1"])
