@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['OFFICIAL_FILES', 'MANIFEST', 'SUBMODELS', 'extract_model_tarball', 'official_model_dir', 'read_config',
+__all__ = ['OFFICIAL_FILES', 'MANIFEST', 'SUBMODELS', 'cache_dir', 'extract_model_tarball', 'official_model_dir', 'read_config',
            'DfNet3Params', 'onnx_sessions', 'OfficialRuntime', 'OnnxDfNet3']
 
 # %% ../nbs/14_official.ipynb #4c3bcb45
@@ -24,7 +24,8 @@ from .onnx_graph import ort_session
 from .blocks import deep_filter, shift_frames, DeepFilterParams
 
 # %% ../nbs/14_official.ipynb #d5087b1b
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    "Where dfnb caches extracted models and exported graphs: `$DFNB_CACHE`, else `$XDG_CACHE_HOME/dfnb` (`~/.cache/dfnb`)."
     if os.environ.get("DFNB_CACHE"): return Path(os.environ["DFNB_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfnb"
 
@@ -81,7 +82,7 @@ def official_model_dir(src=None) -> Path:
         return src
     if not (src.is_file() and src.name.endswith(".tar.gz")):
         raise FileNotFoundError(f"official_model_dir: {src} is not a model directory or an official .tar.gz")
-    dest = _cache_dir() / src.name.removesuffix(".tar.gz")
+    dest = cache_dir() / src.name.removesuffix(".tar.gz")
     problem = _cache_problem(dest)
     if problem:
         if problem != "no readable manifest":                  # (a cache from before manifests is just renewed)
