@@ -29,7 +29,7 @@ def df():
     try:
         from df.config import config
         config.load(str(official_model_dir() / "config.ini"), allow_reload=True)
-        import df.loss, df.modules, libdf
+        for m in ("df.loss", "df.modules", "libdf"): importlib.import_module(m)
     except ImportError as e: pytest.skip(f"DeepFilterNet's reference does not import here ({e})")
     return sys.modules["df"]
 

@@ -1,1 +1,2 @@
 from . import common
+__all__ = ["common"]
