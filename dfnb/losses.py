@@ -1,5 +1,6 @@
-"""What DeepFilterNet is trained against: its spectral, multi-resolution, mask, local-SNR and SDR losses, equal to
-DeepFilterNet's own `df/loss.py`, and the combined `Loss` configured from a `config.ini`.
+"""DeepFilterNet's spectral, multi-resolution, mask, local-SNR, DF-alpha and SI-SDR losses, equal to DeepFilterNet's
+own `df/loss.py` in value and gradient, and the combined `Loss` configured from a `config.ini`. (The
+discriminators and the adversarial loss are the next chapter.)
 
 Docs: https://dfnb.github.io/dfnb/losses_gan_kd.html.md"""
 
