@@ -72,8 +72,8 @@ class StreamingEnhancer:
         s = self.sessions[k]; st = self.states[k]
         r = dict(zip(self.out_names[k], s.run(self.out_names[k], {**feeds, **st})))
         new = {i: r[o] for i, o in self.pairs[k].items()}
-        if not all(np.isfinite(v).all() for v in new.values()): raise FloatingPointError(k)
-        st.update(new)
+        if not all(np.isfinite(v.sum()) for v in new.values()): raise FloatingPointError(k)   # one pass each: a sum is
+        st.update(new)                                                                    # finite iff its terms are
         return r
 
     def process_frame(self, hop) -> np.ndarray:
@@ -87,12 +87,11 @@ class StreamingEnhancer:
             if not self.nonfinite_samples: warnings.warn(f'StreamingEnhancer: {int(bad.sum())} NaN/inf input samples replaced by 0 '
                                                           '(further ones are only counted in .nonfinite_samples)', RuntimeWarning, stacklevel=2)
             self.nonfinite_samples += int(bad.sum()); x = np.where(bad, np.float32(0), x)
-        saved = {k: dict(v) for k, v in self.states.items()}
         try: return self._frame(np.ascontiguousarray(x, np.float32))
         except FloatingPointError:
             if not self.state_resets: warnings.warn('StreamingEnhancer: a hop would have made the stream state non-finite '
                                                     '(input far outside [-1, 1]?); the stream was restarted', RuntimeWarning, stacklevel=2)
-            self.state_resets += 1; self.states = saved; self.reset()
+            self.state_resets += 1; self.reset()
             return np.zeros(self.hop, np.float32)
 
     def _frame(self, x):
@@ -103,7 +102,7 @@ class StreamingEnhancer:
             n = self._run('net', {'feat_erb': f['feat_erb'], 'feat_spec': f['feat_spec']})
             b = self._run('back', {'spec': f['spec'], 'm': n['m'], 'coefs': n['coefs'], 'atten_lim': self.atten_lim})
             y = b['y']; lsnr = n['lsnr'].reshape(-1)[0]
-        if not np.isfinite(y).all(): raise FloatingPointError('output')
+        if not np.isfinite(y.sum()): raise FloatingPointError('output')
         self.lsnr = float(lsnr); return y
 
     def process(self, audio: np.ndarray, align: bool = True) -> np.ndarray:
