@@ -7,15 +7,15 @@ Docs: https://dfnb.github.io/dfnb/checkpoint.html.md"""
 
 # %% ../nbs/04_checkpoint.ipynb #ba37c41a
 from __future__ import annotations
-import importlib, os, tempfile
+import contextlib, importlib, os, tempfile
 from pathlib import Path
 from typing import Any
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'register_model_type', 'model_class', 'model_type_of', 'atomic_torch_save', 'save_model', 'load_model',
-           'load_training_state']
+__all__ = ['MODEL_TYPES', 'register_model_type', 'model_class', 'model_type_of', 'atomic_file', 'atomic_torch_save', 'save_model',
+           'load_model', 'load_training_state']
 
 # %% ../nbs/04_checkpoint.ipynb #1d785c2c
 MODEL_TYPES: dict[str, str | type] = {
@@ -61,17 +61,23 @@ def _version() -> str:
     try: return version("dfnb")
     except PackageNotFoundError: return "unknown"
 
-def atomic_torch_save(obj, path) -> Path:
-    "`torch.save(obj, path)` through a temporary file in the same folder and a rename: `path` is complete or untouched."
+@contextlib.contextmanager
+def atomic_file(path, suffix: str = ".tmp"):
+    """Write to the yielded temporary path in `path`'s folder; on success it is renamed to `path`, on any error or
+    interrupt it is removed. `path` is thus always complete or untouched (the rename is atomic in one file system)."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix); os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
-    return path
+
+def atomic_torch_save(obj, path) -> Path:
+    "`torch.save(obj, path)` through `atomic_file`: `path` is complete or untouched."
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+    return Path(path)
 
 def save_model(model: nn.Module, path, optimizer_state: dict | None = None, scheduler_state: dict | None = None,
                epoch: int | None = None, global_step: int | None = None, metadata: dict | None = None) -> Path:

@@ -150,7 +150,7 @@ class DfNet3(nn.Module):
     @property
     def lookahead(self) -> int:
         "Frames of algorithmic look-ahead (a streaming implementation delays its output by this much)."
-        return max(self.p.conv_lookahead, self.p.df_lookahead)
+        return self.p.lookahead
 
     def forward(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor):
         p = self.p

@@ -11,7 +11,7 @@ __all__ = ['DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_s
            'FusedStep']
 
 # %% ../nbs/20_dfnet4.ipynb #2d662fb2
-import contextlib, copy, difflib, json, os
+import contextlib, copy, difflib, json
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import torch
@@ -25,7 +25,7 @@ from .mamba import Mamba, RMSNorm
 from .blocks import (GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter,
                          deep_filter_ri, fold_batchnorm, shift_frames, DeepFilterParams)
 from .official import read_config
-from .checkpoint import register_model_type
+from .checkpoint import register_model_type, atomic_file
 
 # %% ../nbs/20_dfnet4.ipynb #c369a9fa
 _POS_INT = ("conv_ch",
@@ -141,8 +141,7 @@ def to_json(self: DfNet4Config, path=None, indent=2) -> str:
     "JSON text; with `path`, also written there (through a temporary file and a rename: never half a file)."
     s = json.dumps(self.to_dict(), indent=indent)
     if path is not None:
-        path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(s); os.replace(tmp, path)
+        with atomic_file(path) as tmp: tmp.write_text(s)
     return s
 @patch(cls_method=True)
 def from_json(cls: DfNet4Config, s_or_path) -> "DfNet4Config":

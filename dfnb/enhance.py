@@ -7,13 +7,15 @@ Docs: https://dfnb.github.io/dfnb/enhance.html.md"""
 
 # %% ../nbs/18_enhance.ipynb #d4e515c1
 from __future__ import annotations
-import argparse, os, signal, sys, tempfile, warnings
+import argparse, os, signal, sys, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
 from .stft_erb import DfState, pcm_to_float
-from .blocks import apply_erb_gains, post_filter, PF_BETA
+import torch.nn.functional as F
+from .blocks import apply_erb_gains, deep_filter, post_filter, PF_BETA
+from .checkpoint import atomic_file
 from .checkpoint import load_model
 from .official import OnnxDfNet3
 
@@ -228,8 +230,8 @@ def _chunk(self: BlockEnhancer, a: int, b: int) -> torch.Tensor:
     g, coefs = g.cpu(), coefs.cpu().to(torch.complex64)
     O, Fd = coefs.shape[-1], coefs.shape[-2]; left = O - 1 - self.dfl
     win = self._frames(0, a - left, b + self.dfl)                                  # the noisy frames the filter reads
-    K = b - a
-    low = sum(win[:, n:n + K, :Fd] * coefs[..., n] for n in range(O))               # as blocks.deep_filter
+    K = b - a                                      # blocks.deep_filter on the window, coefficients only for [a, b):
+    low = deep_filter(win, F.pad(coefs, (0, 0, 0, 0, left, self.dfl)), self.dfl)[:, left:left + K, :Fd]
     spec = win[:, left:left + K]
     out = torch.cat([low, apply_erb_gains(spec, g, m.erb_inv_fb.cpu())[..., Fd:]], -1)
     keep = slice(max(0, self.L - a), K)                                              # stream frames < L are not output
@@ -304,30 +306,23 @@ def enhance_file(model, df_state, inp, out, atten_lim_db=None, progress=None, bl
     if C > MAX_CHANNELS: raise ValueError(f"{C} channels; at most {MAX_CHANNELS} are enhanced")
     if not hasattr(model, "net_chunk"):                        # a model without a stream form: the whole file at once
         return _enhance_file_whole(model, df_state, inp, out, info, fmt, subtype, atten_lim_db, progress, post_filter_beta, compensate_delay)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"); os.close(fd)
     n_read = n_written = 0
-    try:
-        with sf.SoundFile(str(inp)) as fin, sf.SoundFile(tmp, "w", sr, C, subtype, format=fmt) as fout:
-            rs = _Resampler(sr, df_state.p.sr, C)
-            be = BlockEnhancer(model, df_state, C, atten_lim_db, pad=compensate_delay, post_filter_beta=post_filter_beta)
-            clip = subtype.startswith(("PCM", "ULAW", "ALAW"))
-            def write(y):
-                nonlocal n_written
-                y = y[: max(0, n_read - n_written)] if last else y   # never more samples than came in
-                if clip: y = np.clip(y, -1, 1)
-                fout.write(y); n_written += len(y)
-            last = False
-            for block in fin.blocks(blocksize=max(1, int(block_seconds * sr)), dtype="float32", always_2d=True):
-                n_read += len(block)
-                write(rs.back(be.push(torch.from_numpy(rs.there(block).T.copy())).numpy().T))
-                if progress is not None: progress(len(block) / sr)
-            last = True
-            y48 = torch.cat([be.push(torch.from_numpy(rs.there(np.zeros((0, C), np.float32), last=True).T.copy())), be.flush()], -1)
-            write(rs.back(y48.numpy().T, last=True))
-            if n_written < n_read: write(np.zeros((n_read - n_written, C), np.float32))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    with atomic_file(out, ".part") as tmp, sf.SoundFile(str(inp)) as fin, sf.SoundFile(str(tmp), "w", sr, C, subtype, format=fmt) as fout:
+        rs = _Resampler(sr, df_state.p.sr, C)
+        be = BlockEnhancer(model, df_state, C, atten_lim_db, pad=compensate_delay, post_filter_beta=post_filter_beta)
+        clip = subtype.startswith(("PCM", "ULAW", "ALAW"))
+        def write(y):
+            nonlocal n_written
+            y = y[: max(0, n_read - n_written)]                # never more samples than came in
+            if clip: y = np.clip(y, -1, 1)
+            fout.write(y); n_written += len(y)
+        for block in fin.blocks(blocksize=max(1, int(block_seconds * sr)), dtype="float32", always_2d=True):
+            n_read += len(block)
+            write(rs.back(be.push(torch.from_numpy(rs.there(block).T.copy())).numpy().T))
+            if progress is not None: progress(len(block) / sr)
+        y48 = torch.cat([be.push(torch.from_numpy(rs.there(np.zeros((0, C), np.float32), last=True).T.copy())), be.flush()], -1)
+        write(rs.back(y48.numpy().T, last=True))
+        if n_written < n_read: write(np.zeros((n_read - n_written, C), np.float32))
     declared = _wav_declared_frames(inp) or info.frames
     if n_read < declared:
         warnings.warn(f"{inp}: the header says {declared} frames, {n_read} could be read (a truncated file?); "
@@ -356,9 +351,7 @@ def _enhance_file_whole(model, df_state, inp, out, info, fmt, subtype, atten_lim
     if sr != target: y = soxr.resample(np.ascontiguousarray(y), target, sr, quality="VHQ")
     y = y[: len(x)] if len(y) >= len(x) else np.pad(y, ((0, len(x) - len(y)), (0, 0)))
     if subtype.startswith(("PCM", "ULAW", "ALAW")): y = np.clip(y, -1, 1)
-    fd, tmp = tempfile.mkstemp(dir=Path(out).parent, prefix=f".{Path(out).name}.", suffix=".part"); os.close(fd)
-    try: sf.write(tmp, y, sr, format=fmt, subtype=subtype); os.replace(tmp, out)
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
+    with atomic_file(out, ".part") as tmp: sf.write(str(tmp), y, sr, format=fmt, subtype=subtype)
     if progress is not None: progress(len(x) / sr)
     return Path(out)
 

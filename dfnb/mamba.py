@@ -205,7 +205,7 @@ class _NumbaScan(torch.autograd.Function):
         numba.set_num_threads(_numba_threads())
         _scan_fwd_kernel(un, dtn, An, Bt, Ct, y, last, ckpt, _CHUNK)
         ctx.save_for_backward(u, dt, A, B, C)     # autograd's version check: an in-place change before backward raises
-        ctx.ckpt = ckpt
+        ctx.ckpt, ctx.BtCt = ckpt, (Bt, Ct)       # the time-major copies of B and C (copies: nothing aliases them)
         return torch.from_numpy(y), torch.from_numpy(last)
 
     @staticmethod
@@ -213,10 +213,9 @@ class _NumbaScan(torch.autograd.Function):
         if torch.is_grad_enabled():                # create_graph=True: a second derivative was asked for
             raise RuntimeError("selective_scan: the 'numba' backend computes first derivatives only; for "
                                "create_graph=True (double backward) use backend='torch' or 'ref'")
-        u, dt, A, B, C = ctx.saved_tensors
+        u, dt, A, _, _ = ctx.saved_tensors         # (unpacking them is what checks their versions)
         un, dtn, An = (t.detach().contiguous().numpy() for t in (u, dt, A))
-        Bt, Ct = (t.detach().transpose(1, 2).contiguous().numpy() for t in (B, C))
-        ckpt = ctx.ckpt
+        (Bt, Ct), ckpt = ctx.BtCt, ctx.ckpt
         nb, nd, L = un.shape
         N = An.shape[1]
         gy = np.zeros_like(un) if gy is None else gy.detach().to(torch.from_numpy(un).dtype).contiguous().numpy()

@@ -130,13 +130,12 @@ class FrameDsp(nn.Module):
         self.p, self.N, self.hop, self.F = p, N, hop, F
         self.nb_df, self.order, self.la = p.nb_df, int(df_order), int(lookahead)
         self.alpha = p.alpha
-        f32 = lambda t: torch.as_tensor(t, dtype=torch.float64).to(torch.float32)
-        win = vorbis_window(N, torch.float64)                              # dfnb.stft_erb's window and scale
+        f32 = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
+        win = vorbis_window(N, torch.float64).numpy()                              # dfnb.stft_erb's window and scale
         self.register_buffer('win_a', f32(win * p.wnorm))                 # analysis window with libDF's 1/960 scale
         self.register_buffer('win_s', f32(win))
         # N = N1*N2 Cooley-Tukey: two small DFT matrices + twiddles instead of one N x N matrix
         self.N1 = max(d for d in range(1, int(N**0.5) + 1) if N % d == 0); self.N2 = N // self.N1
-        f32 = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
         W = lambda M: np.exp(-2j * np.pi * np.outer(np.arange(M), np.arange(M)) / M)
         F1, F2 = W(self.N1), W(self.N2)
         tw = np.exp(-2j * np.pi * np.outer(np.arange(self.N2), np.arange(self.N1)) / N)   # [N2, N1]

@@ -246,8 +246,10 @@ def unit_norm_init(p: DfParams, dtype=torch.float32, device=None) -> torch.Tenso
     "libDF's initial unit-norm state: `linspace(0.001, 0.0001, nb_df)`."
     return torch.linspace(*UNIT_NORM_INIT, p.nb_df, dtype=torch.float64).to(dtype=dtype, device=device)
 
+def _db(band_power: torch.Tensor) -> torch.Tensor: return 10 * torch.log10(band_power + 1e-10)   # libDF's floor
+
 def _erb_norm(band_power: torch.Tensor, p: DfParams) -> torch.Tensor:
-    e = 10 * torch.log10(band_power + 1e-10)
+    e = _db(band_power)
     return (e - ema(e, p.alpha, mean_norm_init(p, e.dtype, e.device))) / 40
 
 def _erb_features(X: torch.Tensor, p: DfParams) -> torch.Tensor: return _erb_norm(_band_power(X, p), p)
@@ -349,7 +351,7 @@ class DfStream:
     def erb_features(self, frame) -> torch.Tensor:
         "One frame `[B, F]` -> ERB features `[B, nb_erb]`, updating the mean-norm state."
         X, squeeze = self._frame(frame)
-        e = 10 * torch.log10(_band_power(X, self.p) + 1e-10)
+        e = _db(_band_power(X, self.p))
         a = self.p.alpha
         self._mu = a * self._mu + (1 - a) * e
         out = (e - self._mu) / 40
@@ -385,7 +387,7 @@ def features(self: DfStream, x) -> tuple:
     self._ana = xs[:, xs.shape[-1] - (N - H):]
     _, win_norm, _ = _consts(p, x.dtype, x.device)
     X = torch.fft.rfft(xs.unfold(-1, N, H) * win_norm, dim=-1)                    # [B, k, F]
-    e = 10 * torch.log10(_band_power(X, p) + 1e-10)
+    e = _db(_band_power(X, p))
     mu = ema(e, p.alpha, self._mu.to(e.dtype)); self._mu = mu[:, -1]
     Xd = X[..., : p.nb_df]
     m = ema(_mag(Xd), p.alpha, self._m.to(e.dtype)); self._m = m[:, -1]
