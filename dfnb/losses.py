@@ -1,6 +1,6 @@
 """DeepFilterNet's spectral, multi-resolution, mask, local-SNR, DF-alpha and SI-SDR losses, equal to DeepFilterNet's
-own `df/loss.py` in value and gradient, and the combined `Loss` configured from a `config.ini`. (The
-discriminators and the adversarial loss are the next chapter.)
+own `df/loss.py` in value and gradient, Whisper's encoder as a differentiable `ASRLoss`, and the combined `Loss`
+configured from a `config.ini`. (The discriminators and the adversarial loss are the next chapter.)
 
 Docs: https://dfnb.github.io/dfnb/losses_gan_kd.html.md"""
 
@@ -15,13 +15,15 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['MASKS', 'LSNRLoss', 'as_complex', 'safe_angle', 'compress', 'SpectralLoss', 'MultiResSpecLoss', 'MaskLoss',
-           'MaskSpecLoss', 'LocalSnrTarget', 'LocalSnrLoss', 'DfAlphaLoss', 'SiSdr', 'SdrLoss', 'SegSdrLoss', 'Loss']
+__all__ = ['MASKS', 'LSNRLoss', 'ASR_DISTANCES', 'as_complex', 'safe_angle', 'compress', 'SpectralLoss', 'MultiResSpecLoss',
+           'MaskLoss', 'MaskSpecLoss', 'LocalSnrTarget', 'LocalSnrLoss', 'DfAlphaLoss', 'SiSdr', 'SdrLoss',
+           'SegSdrLoss', 'ASRLoss', 'Loss']
 
 # %% ../nbs/30_losses_gan_kd.ipynb #3d8ffc4d
 from .stft_erb import DfParams, erb_widths, erb_fb, erb_inv_fb, synthesis
 from .blocks import apply_erb_gains, DeepFilterParams
 from .official import read_config
+from .whisper_adapter import SR, WhisperBackend, get_whisper_backend, log_mel, resample
 
 # %% ../nbs/30_losses_gan_kd.ipynb #e581a8f4
 def as_complex(x: Tensor) -> Tensor:
@@ -226,7 +228,62 @@ class SegSdrLoss(nn.Module):
             loss = loss + self.sdr(input.unfold(-1, ws, st).reshape(-1, ws), target.unfold(-1, ws, st).reshape(-1, ws)).mean()
         return -loss * self.factor
 
+# %% ../nbs/30_losses_gan_kd.ipynb #32677ab2
+ASR_DISTANCES = ("l1", "mse", "cosine")
+
+def _asr_distance(a: Tensor, b: Tensor, kind: str) -> Tensor:
+    "Per-item distance `[B]` between features `[B, N, D]`."
+    if kind == "cosine": return (1 - F.cosine_similarity(a, b, dim=-1)).mean(-1)
+    d = a - b
+    return (d.abs() if kind == "l1" else d.square()).mean((-2, -1))
+
+
+# %% ../nbs/30_losses_gan_kd.ipynb #c3f65021
+class ASRLoss(nn.Module):
+    "Distance between Whisper encoder features of `input` and `target` waveforms (at `sr`), per item, times `factor`."
+    def __init__(self, model="base", backend: str = "auto", layer: int | None = 2, distance: str = "l1", factor: float = 1.0,
+                 sr: int = 48000, reduction: str = "mean", download: bool = False):
+        super().__init__()
+        if distance not in ASR_DISTANCES: raise ValueError(f"distance must be one of {ASR_DISTANCES}, got {distance!r}")
+        if reduction not in ("mean", "none"): raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        self.whisper = model if isinstance(model, WhisperBackend) else get_whisper_backend(model, backend, download)
+        n = self.whisper.n_layers
+        if layer is not None and not 0 <= layer <= n: raise ValueError(f"layer must be in 0..{n} (or None: the encoder output), got {layer}")
+        if self.whisper.backend_name == "pytorch": self.whisper.model.eval().requires_grad_(False)
+        self.layer, self.distance, self.factor, self.sr, self.reduction = layer, distance, factor, int(sr), reduction
+
+    def features(self, audio: Tensor) -> Tensor:
+        "Encoder features `[B, N, D]` of waveforms `[B, L]` at `self.sr`."
+        return self.whisper.encode(log_mel(resample(audio, self.sr, SR), self.whisper.n_mels), self.layer)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        "`input`, `target`: waveforms `[B, L]`, `[B, C, L]` (channels become items) or `[L]`, at `self.sr`."
+        if input.shape != target.shape: raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ in shape")
+        if input.shape[-1] * SR / self.sr > 30 * SR:
+            raise ValueError(f"ASRLoss compares at most 30 s per item (Whisper's window), got {input.shape[-1] / self.sr:.1f} s: cut items into segments")
+        x, y = input.reshape(-1, input.shape[-1]), target.reshape(-1, target.shape[-1])
+        with torch.no_grad(): ft = self.features(y.to(x.dtype))
+        per = _asr_distance(self.features(x), ft, self.distance) * self.factor
+        return per.mean() if self.reduction == "mean" else per.reshape(input.shape[:-1])
+
+# %% ../nbs/30_losses_gan_kd.ipynb #5297296c
+@patch
+def _apply(self: ASRLoss, fn, *args, **kw):
+    "`.to(device)` also moves a PyTorch Whisper (kept out of `state_dict`: it is not trained)."
+    if self.whisper.backend_name == "pytorch": self.whisper.model._apply(fn)
+    return nn.Module._apply(self, fn, *args, **kw)
+
 # %% ../nbs/30_losses_gan_kd.ipynb #60a4705f
+def _asr_from_config(sec: dict, sr: int):
+    "`ASRLoss` from an `[ASRLoss]` section, or None when its factor is 0 (DeepFilterNet's default)."
+    if float(sec.get("factor_lm", 0)) > 0:
+        raise ValueError("[ASRLoss] factor_lm > 0: dfnb's ASRLoss compares encoder features only; set factor_lm = 0")
+    f = float(sec.get("factor", 0))
+    if f <= 0: return None
+    layer = sec.get("layer", "2")
+    return ASRLoss(sec.get("model", "base"), sec.get("backend", "auto"), None if layer.lower() == "none" else int(layer),
+                   sec.get("distance", "l1"), f, sr)
+
 def _sections(cfg) -> dict:
     "Loss sections of a config (path, folder, tarball, ConfigParser or dict) as `{section_lower: {key: str}}`."
     if isinstance(cfg, dict): return {str(k).lower(): {str(a).lower(): str(b) for a, b in v.items()} for k, v in cfg.items()}
@@ -236,10 +293,11 @@ def _sections(cfg) -> dict:
 class Loss(nn.Module):
     "DeepFilterNet's combined training loss; `.terms` holds the last call's individual values."
     def __init__(self, p: DeepFilterParams = DeepFilterParams(), mask=None, spectral=None, multires=None, sdr=None,
-                 lsnr=None, df_alpha=None):
+                 lsnr=None, df_alpha=None, asr=None):
         super().__init__()
         self.p = p
         self.mask, self.spectral, self.multires, self.sdr, self.lsnr_loss, self.df_alpha = mask, spectral, multires, sdr, lsnr, df_alpha
+        self.asr = asr
         self.lsnr_target = LocalSnrTarget(p)
         self.terms: dict = {}
 
@@ -273,7 +331,8 @@ class Loss(nn.Module):
             sdr = SegSdrLoss(ws, get("sdrloss", "factor", 0)) if any(w > 0 for w in ws) else SdrLoss(get("sdrloss", "factor", 0))
         fl = get("localsnrloss", "factor", 0.0005)
         fa = get("dfalphaloss", "factor", 0)
-        return cls(p, mask, spectral, multires, sdr, LocalSnrLoss(fl) if fl > 0 else None, DfAlphaLoss(fa) if fa > 0 else None)
+        return cls(p, mask, spectral, multires, sdr, LocalSnrLoss(fl) if fl > 0 else None, DfAlphaLoss(fa) if fa > 0 else None,
+                   _asr_from_config(s.get("asrloss", {}), p.sr))
 
 # %% ../nbs/30_losses_gan_kd.ipynb #7f491c14
 @patch
@@ -292,10 +351,11 @@ def forward(self: Loss, clean: Tensor, noisy: Tensor, enhanced: Tensor, mask: Te
     target = self.lsnr_target(S, X - S)
     if self.mask is not None: t["MaskLoss"] = self.mask(mask, S, X)
     if self.spectral is not None: t["SpectralLoss"] = self.spectral(Y, S)
-    if self.multires is not None or self.sdr is not None:
+    if self.multires is not None or self.sdr is not None or self.asr is not None:
         y_td, s_td = self.waveform(Y), self.waveform(S)
         if self.multires is not None: t["MultiResSpecLoss"] = self.multires(y_td, s_td)
         if self.sdr is not None: t["SdrLoss"] = self.sdr(y_td, s_td)
+        if self.asr is not None: t["ASRLoss"] = self.asr(y_td, s_td)
     if self.lsnr_loss is not None: t["LocalSnrLoss"] = self.lsnr_loss(lsnr, target)
     if self.df_alpha is not None and alpha is not None: t["DfAlphaLoss"] = self.df_alpha(alpha, target)
     self.terms = {k: v.detach() for k, v in t.items()}
