@@ -54,7 +54,7 @@ class DistillationLoss(nn.Module):
         for p in teacher.parameters(): p.requires_grad_(False)
         self.feature_pairs = [tuple(fp) for fp in (feature_pairs or [])]
         self._t_feats, self._s_feats, self.proj = {}, {}, None
-        for i, (_, tn) in enumerate(self.feature_pairs): _submodule(teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
+        for _, tn in self.feature_pairs: _submodule(teacher, tn)                # fail early on a wrong name
         self.alpha_kd, self.T, self.targets = float(alpha_kd), float(temperature), tuple(targets)
         self.weights = {t: 1.0 for t in self.targets} | {"features": 1.0} | dict(weights or {})
         self.spec_loss = SpectralLoss(gamma=gamma, factor_magnitude=1, factor_complex=1)
@@ -63,8 +63,13 @@ class DistillationLoss(nn.Module):
     @torch.no_grad()
     def teacher_outputs(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> dict:
         "The teacher's outputs for a batch (once per batch; in eval mode and without gradients, always)."
-        self.teacher.eval()
-        return {k: v.detach() for k, v in model_outputs(self.teacher, spec, feat_erb, feat_spec).items()}
+        self.teacher.eval()                                          # hooks only for this call: the teacher may be shared
+        hooks = [_submodule(self.teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
+                 for i, (_, tn) in enumerate(self.feature_pairs)]
+        try: out = model_outputs(self.teacher, spec, feat_erb, feat_spec)
+        finally:
+            for h in hooks: h.remove()
+        return {k: v.detach() for k, v in out.items()}
 
 # %% ../nbs/34_distillation.ipynb #a673c146
 def tempered_gain_kl(g_s: Tensor, g_t: Tensor, T: float, eps: float = 1e-6) -> Tensor:

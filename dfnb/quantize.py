@@ -12,7 +12,7 @@ __all__ = ['METHODS', 'fake_quant', 'weight_scale', 'act_qparams', 'FakeQuantWei
            'export_int8', 'int8_snr']
 
 # %% ../nbs/44_quantize.ipynb #36324d80
-import copy, json, shutil
+import copy, json, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -210,13 +210,13 @@ def _ort_quantize(fp32: onnx.ModelProto, out: Path, method: str, feeds, targets)
     class _Reader(CalibrationDataReader):
         def __init__(self, f): self.it = iter(f)
         def get_next(self): return next(self.it, None)
-    with atomic_file(out.parent / 'fp32_folded.onnx', '.onnx') as src, atomic_file(out, '.onnx') as tmp:
+    with tempfile.TemporaryDirectory() as scratch, atomic_file(out, '.onnx') as tmp:
+        src = Path(scratch) / 'fp32.onnx'                  # ORT's quantisers read a file
         onnx.save(fp32, str(src))
         if method == 'ort_static':
             quantize_static(str(src), str(tmp), _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
                             nodes_to_quantize=targets, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         else: quantize_dynamic(str(src), str(tmp), nodes_to_quantize=targets, weight_type=QuantType.QInt8)
-    (out.parent / 'fp32_folded.onnx').unlink()
 
 # %% ../nbs/44_quantize.ipynb #6e069497
 def export_int8(model, out_dir, method: str = 'qdq', calib_audio=None, calib_seconds: float = 3.0,
