@@ -22,6 +22,7 @@ MODEL_TYPES: dict[str, str | type] = {
     "dfnet3": "dfnb.dfnet3:DfNet3",
     "dfnet4": "dfnb.dfnet4:DfNet4",
     "dfnet4lite": "dfnb.dfnet4:DfNet4Lite",
+    "hdemucs": "dfnb.hdemucs:HDemucs",
 }
 
 def register_model_type(name: str, cls) -> None:
