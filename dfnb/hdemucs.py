@@ -7,7 +7,8 @@ Docs: https://dfnb.github.io/dfnb/hdemucs_port.html.md"""
 
 # %% ../nbs/50_hdemucs_port.ipynb #7f39a87d
 from __future__ import annotations
-import math
+import math, os, random
+import numpy as np
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SOURCES', 'HDemucs', 'hdemucs_high', 'from_torchaudio', 'load_torchaudio_checkpoint', 'export_hdemucs', 'separate',
-           'ort_runner', 'separate_file', 'separate_cli']
+           'ort_runner', 'separate_file', 'separate_cli', 'export_cli']
 
 # %% ../nbs/50_hdemucs_port.ipynb #dc94b963
 from .checkpoint import register_model_type, atomic_file
@@ -542,48 +543,211 @@ def export_hdemucs(model: HDemucs, path, segment_samples: int, fp16_weights: boo
     finally: model.train(was_training)
     return Path(path)
 
-# %% ../nbs/50_hdemucs_port.ipynb #19167243
-def _fade(n: int, ramp: int, head: bool, tail: bool) -> Tensor:
-    w = torch.ones(n)
-    if ramp:
-        r = torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1)
-        if head: w[:ramp] = r
-        if tail: w[n - ramp:] = r.flip(0)
-    return w
+# %% ../nbs/50_hdemucs_port.ipynb #7f95dbd1
+_RATE = 44100   # HDemucs's sample rate
 
-def separate(model, mix: Tensor, sample_rate: int = 44100, segment: float = 10.0, overlap: float = 0.1) -> Tensor:
-    "`[C, L]` or `[1, C, L]` mixture -> `[S, C, L]` stems, separated in overlapping `segment`-second pieces."
+def _transition(seg: int, power: float = 1.0) -> Tensor:
+    "demucs's cross-fade weight of a `seg`-sample piece: a triangle 1..seg//2..1, divided by its maximum, to `power`."
+    w = torch.cat([torch.arange(1, seg // 2 + 1), torch.arange(seg - seg // 2, 0, -1)]).float()
+    return (w / w.max()) ** power
+
+def _pieces(L: int, seg: int, stride: int):
+    "`(offset, length, window start)` of every piece of an `L`-sample signal: the piece centred in a `seg`-sample window."
+    for o in range(0, L, stride):
+        n = min(seg, L - o)
+        yield o, n, o - (seg - n) // 2
+
+# %% ../nbs/50_hdemucs_port.ipynb #1230df85
+def _tensor_window(mix: Tensor):
+    "`window(a, n)`: samples `a .. a+n` of the `[C, L]` tensor `mix`, zeros outside it."
+    L = mix.shape[-1]
+    def window(a: int, n: int) -> Tensor:
+        lo, hi = max(a, 0), min(a + n, L)
+        if hi <= lo: return mix.new_zeros(mix.shape[0], n)
+        return F.pad(mix[:, lo:hi], (lo - a, a + n - hi))
+    return window
+
+def _run(model, x: Tensor) -> Tensor:
+    "`[C, n]` -> `[S, C, n]` through a model or any callable `[1, C, n] -> [1, S, C, n]`."
+    with torch.inference_mode(): return torch.as_tensor(model(x[None].float()))[0].float()
+
+def _one_pass(model, window, L: int, seg: int, stride: int, weight: Tensor, d: int = 0, split: bool = True):
+    "Stems of the song delayed by `d` samples, cut into pieces, as consecutive `[S, C, m]` blocks of the song's `L` samples."
+    Lv, skip = L + d, d                                       # the delayed song has L + d samples; drop the first d
+    if not split:
+        yield _run(model, window(-d, Lv))[..., d:]; return
+    acc = wsum = None; base = 0                               # acc holds positions base .. base + acc's length
+    for o, n, a in _pieces(Lv, seg, stride):
+        y = _run(model, window(a - d, seg))[..., o - a:o - a + n]
+        if acc is None: acc, wsum = y.new_zeros(*y.shape[:-1], 0), y.new_zeros(0)
+        grow = o + n - base - acc.shape[-1]
+        if grow > 0: acc, wsum = F.pad(acc, (0, grow)), F.pad(wsum, (0, grow))
+        acc[..., o - base:o - base + n] += weight[:n] * y; wsum[o - base:o - base + n] += weight[:n]
+        done = min(o + stride, Lv) - base                     # no later piece reaches before o + stride
+        out, acc, wsum, base = acc[..., :done] / wsum[:done], acc[..., done:], wsum[done:], base + done
+        if skip: out, skip = out[..., skip:], max(0, skip - out.shape[-1])
+        if out.shape[-1]: yield out
+
+# %% ../nbs/50_hdemucs_port.ipynb #9589c4f2
+def _mean_streams(streams):
+    "The average of generators of consecutive blocks (along the last axis) of one total length, as consecutive blocks."
+    if len(streams) == 1: yield from streams[0]; return
+    bufs = [None] * len(streams)
+    while True:
+        for i, g in enumerate(streams):
+            if bufs[i] is None or bufs[i].shape[-1] == 0:
+                b = next(g, None)
+                if b is None: return                          # all passes end together
+                bufs[i] = b if bufs[i] is None else torch.cat([bufs[i], b], -1)
+        m = min(b.shape[-1] for b in bufs)
+        yield sum(b[..., :m] for b in bufs) / len(bufs)
+        bufs = [b[..., m:] for b in bufs]
+
+def _shift_delays(shifts: int, max_shift: int, seed) -> list:
+    "The delay `max_shift - offset` of each of `shifts` passes, offsets drawn as demucs draws them (0 for no shifts)."
+    rng = random.Random(seed)
+    return [max_shift - rng.randint(0, max_shift) for _ in range(shifts)] if shifts else [0]
+
+def _check_split(segment, overlap, shifts, transition_power, sample_rate) -> tuple[int, int]:
+    "`(segment, stride)` in samples, or a ValueError naming the bad argument."
+    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if not (isinstance(shifts, int) and shifts >= 0): raise ValueError(f"shifts must be an int >= 0, got {shifts!r}")
+    if not transition_power >= 1: raise ValueError(f"transition_power must be >= 1 (as in demucs), got {transition_power}")
+    seg = int(sample_rate * segment) if segment > 0 else 0
+    stride = int((1 - overlap) * seg)
+    if seg < 1 or stride < 1: raise ValueError(f"segment must be > 0 and long enough for a stride of one sample, got {segment} s")
+    return seg, stride
+
+def _stem_stream(model, window, L: int, sample_rate: int, segment: float, overlap: float, shifts: int,
+                 split: bool, transition_power: float, seed):
+    "The stems of an `L`-sample song read through `window`, in consecutive `[S, C, m]` blocks."
+    seg, stride = _check_split(segment, overlap, shifts, transition_power, sample_rate)
+    weight = _transition(seg, transition_power)
+    delays = _shift_delays(shifts, int(0.5 * sample_rate), seed)
+    return _mean_streams([_one_pass(model, window, L, seg, stride, weight, d, split) for d in delays])
+
+# %% ../nbs/50_hdemucs_port.ipynb #0b7800ce
+def separate(model, mix: Tensor, sample_rate: int = _RATE, segment: float = 10.0, overlap: float = 0.25, shifts: int = 1,
+             split: bool = True, transition_power: float = 1.0, seed=0) -> Tensor:
+    """`[C, L]` or `[1, C, L]` mixture -> `[S, C, L]` stems, cut as demucs's `apply_model` cuts it (pieces of `segment`
+    seconds centred in real context, triangle cross-fade, `shifts` random shifts seeded by `seed`; `split=False`: one call)."""
     if not isinstance(mix, Tensor): mix = torch.as_tensor(mix)
     if mix.dim() == 3 and mix.shape[0] == 1: mix = mix[0]
-    if mix.dim() != 2: raise ValueError(f"separate: expected a [channels, samples] mixture, got shape {tuple(mix.shape)}")
-    if not (segment > 0 and 0 <= overlap < 0.5):
-        raise ValueError(f"separate: need segment > 0 and 0 <= overlap < 0.5, got segment={segment}, overlap={overlap}")
-    L = mix.shape[-1]; n = min(L, max(1, round(segment * sample_rate))); ramp = int(overlap * n)
-    hop = n - ramp
-    starts = list(range(0, max(L - n, 0) + 1, hop))
-    if starts[-1] + n < L: starts.append(L - n)                 # the last piece ends at the song's end
-    out = norm = None
-    with torch.inference_mode():
-        for i, s0 in enumerate(starts):
-            y = torch.as_tensor(model(mix[None, :, s0:s0 + n].float()))[0]
-            if out is None: out, norm = torch.zeros(*y.shape[:-1], L), torch.zeros(L)
-            w = _fade(n, ramp, head=i > 0, tail=i < len(starts) - 1)
-            out[..., s0:s0 + n] += w * y; norm[s0:s0 + n] += w
-    return out / norm
+    if mix.dim() != 2 or mix.shape[-1] == 0:
+        raise ValueError(f"separate: expected a [channels, samples] mixture, got shape {tuple(mix.shape)}")
+    try: stream = _stem_stream(model, _tensor_window(mix.float()), mix.shape[-1], sample_rate, segment, overlap,
+                               shifts, split, transition_power, seed)
+    except ValueError as e: raise ValueError(f"separate: {e}") from None
+    return torch.cat(list(stream), -1)
 
 def ort_runner(path, threads: int = 2):
-    "An exported HDemucs graph (`export_hdemucs`) as a callable for `separate` (its segment length is fixed)."
+    "An exported HDemucs graph (`export_hdemucs`) as a callable for `separate`: its segment is fixed when it is exported."
     from dfnb.onnx_graph import ort_session
     sess = ort_session(path, threads=threads)
     S = sess.get_inputs()[0].shape[-1]
     def run(x: Tensor) -> Tensor:
         n = x.shape[-1]
         if n > S: raise ValueError(f"ort_runner: the graph takes {S} samples, got a piece of {n}; use separate(segment=...) <= {S} samples")
-        y = sess.run(None, {"mix": F.pad(x, (0, S - n)).numpy()})[0]   # a short song: zero-padded to the segment
+        y = sess.run(None, {"mix": F.pad(x, (0, S - n)).numpy()})[0]
         return torch.from_numpy(y)[..., :n]
     return run
 
-# %% ../nbs/50_hdemucs_port.ipynb #0bf543ed
+# %% ../nbs/50_hdemucs_port.ipynb #8ee7545d
+class _FileWindow:
+    "`window(a, n)` of an audio file: samples `a .. a+n` read by seeking, zeros outside it, mono repeated to `channels`."
+    def __init__(self, path, channels: int):
+        import soundfile as sf
+        self.f = sf.SoundFile(str(path)); self.L, self.sr, self.max_read = self.f.frames, self.f.samplerate, 0
+        if self.f.channels not in (1, channels):
+            raise ValueError(f"{path} has {self.f.channels} channels; the model takes {channels} (or mono)")
+        self.channels = channels
+    def __call__(self, a: int, n: int) -> Tensor:
+        lo, hi = max(a, 0), min(a + n, self.L)
+        if hi <= lo: return torch.zeros(self.channels, n)
+        self.f.seek(lo); x = torch.from_numpy(self.f.read(hi - lo, dtype="float32", always_2d=True).T.copy())
+        self.max_read = max(self.max_read, hi - lo)
+        return F.pad(x.expand(self.channels, -1), (lo - a, a + n - hi))
+
+def _resample_file(inp, out, rate: int, block: int = 65536) -> Path:
+    "`inp` resampled to `rate` into the float32 WAV `out`, block by block (soxr's stream resampler, VHQ)."
+    import soundfile as sf, soxr
+    with sf.SoundFile(str(inp)) as f, sf.SoundFile(str(out), "w", rate, f.channels, "FLOAT", format="WAV") as g:
+        rs = soxr.ResampleStream(f.samplerate, rate, f.channels, dtype="float32", quality="VHQ")
+        for b in f.blocks(block, dtype="float32", always_2d=True): g.write(rs.resample_chunk(b))
+        g.write(rs.resample_chunk(np.zeros((0, f.channels), "float32"), last=True))
+    return Path(out)
+
+# %% ../nbs/50_hdemucs_port.ipynb #0270b0b3
+_SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
+
+def _clip(y, mode: str, peak: float, integer: bool):
+    "demucs's clip modes for one written file whose peak is `peak`."
+    if mode == "rescale": y = y / max(1.01 * peak, 1.0)
+    elif mode == "clamp": y = np.clip(y, -0.99, 0.99)
+    elif mode != "none": raise ValueError(f"clip mode must be rescale, clamp or none, got {mode!r}")
+    return np.clip(y, -1.0, 1.0) if integer else y            # an integer format saturates instead of wrapping
+
+def _outputs(sources, two_stems, other_method):
+    "The written stems: `(name, how)` with how an index, ('add', indices), ('minus', index)."
+    if two_stems is None: return [(s, i) for i, s in enumerate(sources)]
+    if two_stems not in sources: raise ValueError(f"--two-stems {two_stems}: the model's stems are {', '.join(sources)}")
+    if other_method not in ("add", "minus", "none"): raise ValueError(f"other method must be add, minus or none, got {other_method!r}")
+    k = list(sources).index(two_stems); rest = [i for i in range(len(sources)) if i != k]
+    return [(two_stems, k)] + ([] if other_method == "none" else [(f"no_{two_stems}", (other_method, rest if other_method == "add" else k))])
+
+def _pick(y: Tensor, mix: Tensor, how) -> Tensor:
+    if isinstance(how, int): return y[how]
+    return y[how[1]].sum(0) if how[0] == "add" else mix - y[how[1]]
+
+# %% ../nbs/50_hdemucs_port.ipynb #505e555e
+def separate_file(model, inp, out_dir=".", filename: str = "{track}/{stem}.{ext}", segment: float = 10.0,
+                  overlap: float = 0.25, shifts: int = 1, split: bool = True, seed=0, two_stems=None,
+                  other_method: str = "add", flac: bool = False, bits: str = "int16", clip_mode: str = "rescale",
+                  transition_power: float = 1.0, sources=None, channels=None, protect=()) -> list:
+    """Separate the audio file `inp` into `out_dir/filename` per stem (44.1 kHz; 16/24-bit PCM or float32 WAV, or FLAC),
+    streamed; returns the paths. `model` is an HDemucs or a callable (then give `sources` and `channels`); neither `inp`
+    nor a path in `protect` is ever overwritten."""
+    import soundfile as sf, tempfile
+    sources = tuple(sources or model.sources); channels = channels or model.audio_channels
+    ext, fmt, subtype = ("flac" if flac else "wav"), ("FLAC" if flac else "WAV"), _SUBTYPES[bits]
+    if flac and bits == "float32": raise ValueError("FLAC holds integer samples: use --int24 or 16-bit with --flac")
+    outs = _outputs(sources, two_stems, other_method)
+    inp = Path(inp)
+    if not inp.is_file(): raise FileNotFoundError(f"{inp}: no such file")
+    track, trackext = (inp.name.rsplit(".", 1) + [""])[:2]
+    try: paths = [Path(out_dir) / filename.format(track=track, trackext=trackext, stem=s, ext=ext) for s, _ in outs]
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"--filename {filename!r}: use only {{track}}, {{trackext}}, {{stem}}, {{ext}} ({type(e).__name__}: {e})") from None
+    if len(set(paths)) < len(paths): raise ValueError(f"--filename {filename!r} gives several stems one file name")
+    keep = {os.path.realpath(q) for q in (inp, *protect)}
+    for p in paths:
+        if os.path.realpath(p) in keep: raise ValueError(f"{p} is an input; not overwriting it")
+    with tempfile.TemporaryDirectory(prefix="dfnb-separate-") as tmp:
+        src = inp
+        with sf.SoundFile(str(inp)) as f: rate = f.samplerate
+        if rate != _RATE: src = _resample_file(inp, Path(tmp) / "mix.wav", _RATE)
+        win = _FileWindow(src, channels); peaks = [0.0] * len(outs)
+        scratch = [sf.SoundFile(str(Path(tmp) / f"{i}.wav"), "w", _RATE, channels, "FLOAT", format="WAV") for i in range(len(outs))]
+        try:
+            pos = 0
+            for y in _stem_stream(model, win, win.L, _RATE, segment, overlap, shifts, split, transition_power, seed):
+                m = y.shape[-1]; mix = win(pos, m) if any(isinstance(h, tuple) and h[0] == "minus" for _, h in outs) else None
+                for i, (_, how) in enumerate(outs):
+                    z = _pick(y, mix, how).T.numpy(); peaks[i] = max(peaks[i], float(np.abs(z).max()))
+                    scratch[i].write(z)
+                pos += m
+        finally:
+            for s in scratch: s.close()
+            win.f.close()
+        for i, p in enumerate(paths):
+            with atomic_file(p, "." + ext) as t, sf.SoundFile(str(t), "w", _RATE, channels, subtype, format=fmt) as g:
+                for b in sf.blocks(str(Path(tmp) / f"{i}.wav"), 65536, dtype="float32", always_2d=True):
+                    g.write(_clip(b, clip_mode, peaks[i], bits != "float32"))
+    return paths
+
+# %% ../nbs/50_hdemucs_port.ipynb #8b22e679
+_SMALL = dict(channels=8, nfft=256, depth=4, dconv_lstm=2, dconv_attn=2)
+
 def _load_any(path) -> HDemucs:
     "A dfnb checkpoint (`save_model`) or a torchaudio HDemucs state dict (`hdemucs_high`)."
     from dfnb.checkpoint import load_model
@@ -594,42 +758,86 @@ def _load_any(path) -> HDemucs:
     if not isinstance(model, HDemucs): raise ValueError(f"{path} holds a {type(model).__name__}, not an HDemucs")
     return model
 
-def separate_file(model: HDemucs, inp, out_dir, segment: float = 10.0, overlap: float = 0.1, force: bool = False) -> list:
-    "Separate the audio file `inp` into `out_dir/<name>_<stem>.wav` (float32 WAV at the input's rate); returns the paths."
-    import numpy as np, soundfile as sf, soxr
-    x, sr = sf.read(str(inp), dtype="float32", always_2d=True)
-    if x.shape[1] not in (1, model.audio_channels):
-        raise ValueError(f"{inp} has {x.shape[1]} channels; the model takes {model.audio_channels} (or mono)")
-    if x.shape[1] == 1: x = np.repeat(x, model.audio_channels, 1)
-    rate = 44100
-    x44 = x if sr == rate else soxr.resample(x, sr, rate, quality="VHQ")
-    stems = separate(model, torch.from_numpy(np.ascontiguousarray(x44.T)), rate, segment, overlap).numpy()
-    out_dir = Path(out_dir); paths = []
-    for name, y in zip(model.sources, stems):
-        y = y.T if sr == rate else soxr.resample(np.ascontiguousarray(y.T), rate, sr, quality="VHQ")
-        y = y[:len(x)] if len(y) >= len(x) else np.pad(y, ((0, len(x) - len(y)), (0, 0)))
-        p = out_dir / f"{Path(inp).stem}_{name}.wav"
-        if p.exists() and not force: raise FileExistsError(f"{p} exists (use --force to overwrite)")
-        with atomic_file(p, ".part") as tmp: sf.write(str(tmp), y, sr, format="WAV", subtype="FLOAT")
-        paths.append(p)
-    return paths
+def _model(name: str, seed=0) -> HDemucs:
+    "`random` (untrained hdemucs_high), `random-small` (a small untrained HDemucs), or a checkpoint path."
+    if name in ("random", "random-small"):
+        torch.manual_seed(seed or 0)
+        return (hdemucs_high() if name == "random" else HDemucs(**_SMALL)).eval()
+    if not Path(name).is_file(): raise ValueError(f"-n {name}: no such checkpoint (or give random / random-small)")
+    try: return _load_any(name).eval()
+    except Exception as e: raise ValueError(f"-n {name}: not a readable HDemucs checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
-# %% ../nbs/50_hdemucs_port.ipynb #06b56a2c
+# %% ../nbs/50_hdemucs_port.ipynb #b15ba645
+def _separate_parser():
+    import argparse
+    ap = argparse.ArgumentParser(prog="dfnb-separate", description="Separate music into drums, bass, other and vocals with Hybrid Demucs (demucs's flags).")
+    a = ap.add_argument
+    a("tracks", nargs="+", help="audio files (any rate soundfile reads, resampled to 44.1 kHz; mono or stereo)")
+    a("-n", "--model", required=True, help="a dfnb checkpoint, torchaudio's hdemucs_high_trained.pt, or random / random-small (untrained)")
+    a("-o", "--out", default="separated", help="output folder; stems go to OUT/<model name>/FILENAME (default: separated)")
+    a("--filename", default="{track}/{stem}.{ext}", help="template over {track}, {trackext}, {stem}, {ext} (default: {track}/{stem}.{ext})")
+    a("--two-stems", metavar="STEM", help="write only STEM and no_STEM")
+    a("--other-method", choices=("add", "minus", "none"), default="add", help="no_STEM as the sum of the others (add), mix - STEM (minus), or not written (none)")
+    a("--segment", type=float, default=10.0, help="seconds per piece (default 10); with --backend onnx, the graph's fixed length")
+    a("--overlap", type=float, default=0.25, help="overlap of pieces, in [0, 1) (default 0.25)")
+    a("--shifts", type=int, default=1, help="random shifts averaged (default 1; 0: none)")
+    a("--seed", type=int, default=0, help="seed of the shifts and of random models (default 0)")
+    a("--no-split", action="store_true", help="the whole track in one call (memory grows with its length)")
+    b = ap.add_mutually_exclusive_group()
+    b.add_argument("--int24", action="store_true", help="24-bit PCM (default 16-bit)")
+    b.add_argument("--float32", action="store_true", help="32-bit float WAV")
+    a("--clip-mode", choices=("rescale", "clamp", "none"), default="rescale", help="rescale: divide a stem by max(1.01*peak, 1); clamp: to +-0.99 (default rescale)")
+    a("--flac", action="store_true", help="FLAC instead of WAV")
+    a("-j", "--jobs", type=int, default=0, help="threads (default: torch's and ONNX Runtime's own)")
+    a("--backend", choices=("torch", "onnx"), default="torch", help="onnx: export once for --segment and run with ONNX Runtime")
+    return ap
+
+# %% ../nbs/50_hdemucs_port.ipynb #62a39004
 def separate_cli(argv=None) -> int:
-    "`dfnb-separate MIX... --checkpoint hdemucs_high_trained.pt [-o DIR]`"
-    import argparse, sys
-    ap = argparse.ArgumentParser(prog="dfnb-separate", description="Separate music into drums, bass, other and vocals with Hybrid Demucs.")
-    ap.add_argument("inputs", nargs="+", help="audio files (any rate soundfile reads; mono or stereo)")
-    ap.add_argument("-c", "--checkpoint", required=True, help="a dfnb checkpoint or torchaudio's hdemucs_high_trained.pt")
-    ap.add_argument("-o", "--out-dir", default=".", help="folder for <name>_<stem>.wav (default: .)")
-    ap.add_argument("--segment", type=float, default=10.0, help="seconds per piece (default 10)")
-    ap.add_argument("--overlap", type=float, default=0.1, help="overlap of pieces, fraction of a piece (default 0.1)")
-    ap.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    a = ap.parse_args(argv)
+    "`dfnb-separate TRACK... -n MODEL [-o OUT] [demucs's flags]`"
+    import sys, tempfile
+    a = _separate_parser().parse_args(argv)
+    def fail(msg): print(f"dfnb-separate: error: {msg}", file=sys.stderr); return 2
+    missing = [t for t in a.tracks if not Path(t).is_file()]
+    if missing: return fail(f"{missing[0]}: no such file")
+    if not 0 <= a.overlap < 1: return fail(f"--overlap must be in [0, 1), got {a.overlap}")
+    if not a.segment > 0 or int((1 - a.overlap) * int(a.segment * _RATE)) < 1: return fail(f"--segment must be a positive number of seconds, got {a.segment}")
+    if a.shifts < 0: return fail(f"--shifts must be >= 0, got {a.shifts}")
+    if a.backend == "onnx" and a.no_split: return fail("--no-split needs --backend torch (an ONNX graph has one fixed length)")
+    if a.flac and a.float32: return fail("FLAC holds integer samples: drop --float32 (or use --int24)")
+    if a.jobs < 0: return fail(f"-j must be >= 0, got {a.jobs}")
+    if a.jobs: torch.set_num_threads(a.jobs)
     try:
-        model = _load_any(a.checkpoint)
-        for inp in a.inputs:
-            for p in separate_file(model, inp, a.out_dir, a.segment, a.overlap, a.force): print(p)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        print(f"dfnb-separate: error: {e}", file=sys.stderr); return 2
+        model = _model(a.model, a.seed)
+        if a.two_stems is not None and a.two_stems not in model.sources:
+            return fail(f"--two-stems {a.two_stems}: the model's stems are {', '.join(model.sources)}")
+        name = a.model if a.model.startswith("random") else Path(a.model).stem
+        with tempfile.TemporaryDirectory(prefix="dfnb-separate-") as tmp:
+            run = model
+            if a.backend == "onnx":
+                run = ort_runner(export_hdemucs(model, Path(tmp) / "hdemucs.onnx", int(a.segment * _RATE)), threads=a.jobs or 2)
+            for t in a.tracks:
+                for p in separate_file(run, t, Path(a.out) / name, a.filename, a.segment, a.overlap, a.shifts, not a.no_split,
+                                       a.seed, a.two_stems, a.other_method, a.flac,
+                                       "int24" if a.int24 else "float32" if a.float32 else "int16", a.clip_mode,
+                                       sources=model.sources, channels=model.audio_channels, protect=a.tracks): print(p)
+    except (ValueError, OSError, RuntimeError, KeyError, IndexError) as e:
+        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    return 0
+
+# %% ../nbs/50_hdemucs_port.ipynb #668bcfe7
+def export_cli(argv=None) -> int:
+    "`dfnb-export-onnx hdemucs [-n MODEL] --segment S -o OUT.onnx [--fp16]`"
+    import argparse, sys
+    ap = argparse.ArgumentParser(prog="dfnb-export-onnx hdemucs", description="Export Hybrid Demucs as one ONNX graph for a fixed segment.")
+    ap.add_argument("-n", "--model", default="random", help="a dfnb checkpoint, torchaudio's hdemucs_high_trained.pt, or random / random-small (default random)")
+    ap.add_argument("--segment", type=float, required=True, help="seconds of the graph's fixed input (at 44.1 kHz)")
+    ap.add_argument("-o", "--out", required=True, help="the .onnx file to write")
+    ap.add_argument("--fp16", action="store_true", help="weights stored as float16 (computed in float32)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of random models (default 0)")
+    a = ap.parse_args(argv)
+    def fail(msg): print(f"dfnb-export-onnx hdemucs: error: {msg}", file=sys.stderr); return 2
+    if not a.segment > 0 or int(a.segment * _RATE) < 1: return fail(f"--segment must be a positive number of seconds, got {a.segment}")
+    try: print(export_hdemucs(_model(a.model, a.seed), a.out, int(a.segment * _RATE), fp16_weights=a.fp16))
+    except (ValueError, OSError, RuntimeError) as e: return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     return 0

@@ -383,10 +383,21 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
     return written
 
+# %% ../nbs/40_onnx_stateful.ipynb #b2d1dcd6
+_EXPORT_COMMANDS = {"hdemucs": "dfnb.hdemucs:export_cli"}   # first word -> "module:function" taking the remaining argv
+
+def _export_command(name: str):
+    "The exporter registered under `name` in `_EXPORT_COMMANDS`, imported on first use."
+    import importlib
+    mod, attr = _EXPORT_COMMANDS[name].split(":")
+    return getattr(importlib.import_module(mod), attr)
+
 # %% ../nbs/40_onnx_stateful.ipynb #b535f326
 def export_cli(argv=None) -> int:
     "Entry point of `dfnb-export-onnx`: export a DeepFilterNet model as stateful/stateless ONNX graphs"
     import argparse, sys
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in _EXPORT_COMMANDS: return _export_command(argv[0])(argv[1:])   # e.g. `hdemucs ...`
     ap = argparse.ArgumentParser(prog='dfnb-export-onnx', description='Export DeepFilterNet as per-frame stateful ONNX graphs '
                                  '(enc/erb_dec/df_dec, combined.onnx, full.onnx) plus the stateless sequence graphs.')
     ap.add_argument('model', help="'dfnet3' (official weights), a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, "
