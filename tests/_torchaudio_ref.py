@@ -19,8 +19,7 @@ def _find_wheel():
         p = Path(env)
         hits = [p] if p.is_file() else _wheels(p)
         if hits: return hits[0]
-    for folder in (Path("/tmp/ta"), CACHE):
-        if _wheels(folder): return _wheels(folder)[0]
+    if _wheels(CACHE): return _wheels(CACHE)[0]
     if os.environ.get("DFNB_NO_DOWNLOAD"): return None
     CACHE.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(CACHE),
@@ -40,7 +39,9 @@ def torchaudio_hdemucs():
     dst = CACHE / f"_hdemucs_{VERSION}.py"
     if not dst.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(whl) as z: dst.write_bytes(z.read(MEMBER))
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")           # complete or absent: never a partial module
+        with zipfile.ZipFile(whl) as z: tmp.write_bytes(z.read(MEMBER))
+        os.replace(tmp, dst)
     spec = importlib.util.spec_from_file_location("torchaudio_hdemucs_ref", dst)
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     _state["mod"] = mod
