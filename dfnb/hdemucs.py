@@ -445,22 +445,18 @@ def hdemucs_high(sources=SOURCES) -> HDemucs:
 register_model_type("hdemucs", HDemucs)
 
 # %% ../nbs/50_hdemucs_port.ipynb #b43620d8
-def _key_map(key: str) -> str: return key                 # torchaudio's names are ours
-
 def _transfer(model: HDemucs, sd: dict, source: str) -> HDemucs:
-    "Copy `sd` into `model` key for key; one ValueError listing every unmapped, doubly mapped, unfilled or mis-shaped key."
-    own, seen, problems = model.state_dict(), {}, []
-    for k, v in sd.items():
-        dst = _key_map(k)
-        if dst not in own: problems.append(f"unmapped: {k}")
-        elif dst in seen: problems.append(f"doubly mapped: {k} and {seen[dst]} -> {dst}")
-        elif tuple(v.shape) != tuple(own[dst].shape): problems.append(f"shape: {k} {tuple(v.shape)} vs {dst} {tuple(own[dst].shape)}")
-        seen.setdefault(dst, k)
-    problems += [f"not filled: {k}" for k in own if k not in seen]
+    """Copy `sd` into `model` key for key (dfnb's parameter names are torchaudio's, so no key can map twice); one
+    ValueError listing every unmapped, unfilled or mis-shaped key."""
+    own = model.state_dict()
+    problems = [f"unmapped: {k}" for k in sd if k not in own]
+    problems += [f"shape: {k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in sd.items()
+                 if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    problems += [f"not filled: {k}" for k in own if k not in sd]
     if problems:
         raise ValueError(f"HDemucs: the weights of {source} do not fit this configuration ({len(problems)} problems):\n  "
                          + "\n  ".join(problems[:40]) + (f"\n  ... {len(problems) - 40} more" if len(problems) > 40 else ""))
-    model.load_state_dict({_key_map(k): v for k, v in sd.items()}, strict=True)
+    model.load_state_dict(sd, strict=True)
     return model.eval()
 
 # %% ../nbs/50_hdemucs_port.ipynb #1013152c
