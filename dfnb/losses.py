@@ -47,12 +47,28 @@ def safe_angle(z: Tensor) -> Tensor:
     "`torch.angle` with a finite gradient at 0 (|z|^2 clamped at 1e-10 in the derivative)."
     return _SafeAngle.apply(z)
 
+class _SafePhase(torch.autograd.Function):
+    "`(cos, sin)` of `angle z` as `z / |z|` (1, 0 at z = 0): no atan2, no complex exp; the gradient is `safe_angle`'s."
+    @staticmethod
+    def forward(ctx, z):
+        r = z.abs(); nz = r > 0; d = torch.where(nz, r, 1.0)
+        c, s = torch.where(nz, z.real / d, 1.0), z.imag / d
+        ctx.save_for_backward(z, c, s)
+        return c, s
+    @staticmethod
+    def backward(ctx, gc, gs):
+        z, c, s = ctx.saved_tensors
+        gt = (0 if gs is None else gs * c) - (0 if gc is None else gc * s)          # d/d angle
+        k = gt / (z.real.square() + z.imag.square()).clamp_min(1e-10)
+        return torch.complex(-z.imag * k, z.real * k)
+
 def compress(z: Tensor, gamma: float):
     "`(|z|^gamma, |z|^gamma e^{i angle z})`; gamma = 1 leaves `z` as it is."
     a = z.abs()
     if gamma == 1: return a, z
     a = a.clamp_min(1e-12).pow(gamma)
-    return a, a * torch.exp(1j * safe_angle(z))
+    c, s = _SafePhase.apply(z)
+    return a, torch.complex(a * c, a * s)
 
 # %% ../nbs/30_losses_gan_kd.ipynb #ff6b86c3
 class SpectralLoss(nn.Module):
