@@ -16,46 +16,80 @@ from .stft_erb import DfState, pcm_to_float
 import torch.nn.functional as F
 from .blocks import apply_erb_gains, deep_filter, post_filter, PF_BETA
 from .checkpoint import atomic_file
-from .checkpoint import load_model
+from .checkpoint import load_model, _norm
 from .official import OnnxDfNet3
 
 # %% auto #0
-__all__ = ['RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'init_df', 'lsnr_stages', 'enhance',
-           'BlockEnhancer', 'output_format', 'enhance_file', 'enhance_cli']
+__all__ = ['PRETRAINED', 'RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'pretrained_path', 'init_df',
+           'lsnr_stages', 'enhance', 'BlockEnhancer', 'output_format', 'enhance_file', 'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
-def init_df(model="dfnet3", device="cpu"):
-    """`(model, df_state, suffix)` for `enhance`: `model` is `"dfnet3"` (official weights, torch), `"dfnet3-onnx"`
-    (official ONNX graphs), an official `*.tar.gz`, a directory holding one (or `config.ini` + ONNX files, or a
-    checkpoint), a dfnb checkpoint file, or an already built model."""
-    if model is None: model = "dfnet3"                      # DeepFilterNet's init_df(None): the default model
-    if isinstance(model, torch.nn.Module) or hasattr(model, "enhance_spec"):
-        m, suffix = model, type(model).__name__
-    elif not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model: expected a model name ('dfnet3', 'dfnet3-onnx'), a path or a model, got {type(model).__name__} {model!r}")
-    elif isinstance(model, str) and not model.strip():
-        raise ValueError("model: got an empty string; give 'dfnet3', 'dfnet3-onnx', a model file or a directory")
-    elif model in ("dfnet3", "DeepFilterNet3"):
-        from dfnb.dfnet3 import load_official_dfnet3
-        m, suffix = load_official_dfnet3(), "DeepFilterNet3"
-    elif model in ("dfnet3-onnx", "onnx"):
-        m, suffix = OnnxDfNet3(), "DeepFilterNet3-onnx"
-    else:
-        p = Path(model)
-        if not p.exists(): raise ValueError(f"model: expected 'dfnet3', 'dfnet3-onnx', a model file or a directory; got {model!r} (not found)")
-        if p.is_dir():
-            cands = sorted(p.glob("*.tar.gz")) + sorted(p.glob("*.pt")) + sorted(p.glob("*.ckpt")) + sorted(p.glob("*.pth"))
-            if (p / "config.ini").is_file() and not cands: cands = [p]
-            if not cands: raise ValueError(f"model: no *.tar.gz, checkpoint or config.ini in directory {p}")
-            src = cands[0]
-        else: src = p
-        if src.is_dir() or src.name.endswith(".tar.gz"):
-            from dfnb.dfnet3 import load_official_dfnet3
-            m = load_official_dfnet3(src)
-        else: m = load_model(src, map_location=device)   # any dfnb checkpoint (`dfnb.checkpoint`)
-        suffix = p.name.split(".")[0]
+PRETRAINED = {"dfnet4lite": "dfnet4lite.pt", "dfnet4": "dfnet4.pt"}   # trained dfnb models shipped in dfnb/models
+_NAMES = {"dfnet3": "dfnet3", "deepfilternet3": "dfnet3", "dfnet3onnx": "dfnet3-onnx", "onnx": "dfnet3-onnx",
+          "dfnet4": "dfnet4", "deepfilternet4": "dfnet4", "dfnet4lite": "dfnet4lite", "deepfilternet4lite": "dfnet4lite"}
+
+def pretrained_path(name: str) -> Path:
+    "The checkpoint of a trained dfnb model shipped with the package (`'dfnet4lite'`, `'dfnet4'`)."
+    key = _NAMES.get(_norm(name))
+    if key not in PRETRAINED: raise ValueError(f"{name!r} is not a shipped dfnb model: choose one of {sorted(PRETRAINED)}")
+    p = Path(__file__).parent / "models" / PRETRAINED[key]
+    if not p.is_file():
+        raise ValueError(f"no trained {key} ships with this dfnb ({p.name} is not in dfnb/models): train one with "
+                         f"`dfnb-train --model-type {key} ...` and pass its checkpoint or run folder")
+    return p
+
+def _run_checkpoint(d: Path, epoch) -> Path | None:
+    "In a `dfnb-train` run folder: `best.pt` (epoch 'best', falling back to the last), `last.pt` ('latest')."
+    c = d / "checkpoints"
+    if not c.is_dir(): return None
+    order = {"best": ["best.pt", "last.pt"], "latest": ["last.pt"], "last": ["last.pt"]}.get(str(epoch))
+    if order is None: raise ValueError(f"epoch: expected 'best' or 'latest' for a dfnb-train run folder, got {epoch!r}")
+    return next((c / f for f in order if (c / f).is_file()), None)
+
+# %% ../nbs/18_enhance.ipynb #a196072b
+def init_df(model=None, device="cpu", *, model_base_dir=None, epoch="best", post_filter: bool = False,
+            default_model: str = "DeepFilterNet3", log_level=None, log_file=None, **unused):
+    """`(model, df_state, suffix)` for `enhance`. `model` (or DeepFilterNet's keyword `model_base_dir`) is a name
+    (`"dfnet3"`/`"DeepFilterNet3"`: official weights in torch; `"dfnet3-onnx"`: the official ONNX graphs;
+    `"dfnet4lite"`/`"DeepFilterNet4Lite"`, `"dfnet4"`/`"DeepFilterNet4"`: dfnb's shipped trained models), an official
+    `*.tar.gz`, a directory (holding one, or `config.ini` + ONNX files, a checkpoint, or a `dfnb-train` run: `epoch`
+    'best' or 'latest'), a dfnb checkpoint file, or an already built model. `post_filter=True` turns on DeepFilterNet's
+    post-filter for `enhance`. `log_level`/`log_file` are accepted for DeepFilterNet's signature (dfnb logs nothing)."""
+    if unused: raise TypeError(f"init_df: unexpected arguments {sorted(unused)}")
+    if model is not None and model_base_dir is not None:
+        raise TypeError("init_df: give the model once, positionally or as model_base_dir, not both")
+    m, suffix = _load(model if model is not None else model_base_dir if model_base_dir is not None else default_model, device, epoch)
     if isinstance(m, torch.nn.Module): m = m.to(device).eval()
+    if post_filter: m.post_filter_beta = PF_BETA
     return m, DfState(m.df_params), suffix
+
+# %% ../nbs/18_enhance.ipynb #c93d3c50
+def _load(model, device, epoch):
+    if isinstance(model, torch.nn.Module) or hasattr(model, "enhance_spec"): return model, type(model).__name__
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model: expected a model name ('dfnet3', 'dfnet4lite', ...), a path or a model, got {type(model).__name__} {model!r}")
+    if isinstance(model, str) and not model.strip():
+        raise ValueError("model: got an empty string; give 'dfnet3', 'dfnet3-onnx', 'dfnet4lite', a model file or a directory")
+    key = _NAMES.get(_norm(model)) if isinstance(model, str) and not Path(model).exists() else None
+    if key == "dfnet3":
+        from dfnb.dfnet3 import load_official_dfnet3
+        return load_official_dfnet3(), "DeepFilterNet3"
+    if key == "dfnet3-onnx": return OnnxDfNet3(), "DeepFilterNet3-onnx"
+    if key in PRETRAINED: return load_model(pretrained_path(key), map_location=device), {"dfnet4": "DeepFilterNet4", "dfnet4lite": "DeepFilterNet4Lite"}[key]
+    p = Path(model)
+    if not p.exists():
+        raise ValueError(f"model: expected 'dfnet3', 'dfnet3-onnx', 'dfnet4lite', 'dfnet4', a model file or a directory; got {model!r} (not found)")
+    if p.is_dir():
+        run = _run_checkpoint(p, epoch)
+        cands = ([run] if run else []) + sorted(p.glob("*.tar.gz")) + sorted(p.glob("*.pt")) + sorted(p.glob("*.ckpt")) + sorted(p.glob("*.pth"))
+        if (p / "config.ini").is_file() and not cands: cands = [p]
+        if not cands: raise ValueError(f"model: no *.tar.gz, checkpoint, checkpoints/ run folder or config.ini in directory {p}")
+        src = cands[0]
+    else: src = p
+    if src.is_dir() or src.name.endswith(".tar.gz"):
+        from dfnb.dfnet3 import load_official_dfnet3
+        return load_official_dfnet3(src), p.name.split(".")[0]
+    return load_model(src, map_location=device), p.name.split(".")[0]             # any dfnb checkpoint
 
 # %% ../nbs/18_enhance.ipynb #e03f4ceb
 RUNTIME_LSNR_THRESHOLDS = (-15., 35., 35.)   # (min_db_thresh, max_db_erb_thresh, max_db_df_thresh): the C API's behaviour
@@ -141,6 +175,7 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     e.g. its default 0.02; None: off). Inputs longer than `block_frames` frames go through `BlockEnhancer` (flat
     memory, the same result); `block_frames=None` forces the whole signal at once."""
     x, back = _as_batch(audio)
+    if post_filter_beta is None: post_filter_beta = getattr(model, "post_filter_beta", None)    # init_df(post_filter=True)
     lim = _atten_lim(atten_lim_db)
     p = df_state.p
     if getattr(model, "df_params", p) != p: raise ValueError(f"df_state: its DfParams {p} differ from the model's {model.df_params}")

@@ -38,26 +38,35 @@ def _noise(kind: str, n: int, sr: int, seed: int) -> np.ndarray:
 
 # %% ../nbs/19_evaluate.ipynb #098983ef
 def make_eval_set(out_dir=None, seed: int = 0, n_utt: int = 1, snrs=SNRS, noises=NOISES,
-                  duration: float = 3.0, sr: int = 48000, floor_dbfs: float = -70.) -> list[dict]:
+                  duration: float = 3.0, sr: int = 48000, floor_dbfs: float = -70., speech=None) -> list[dict]:
     """Deterministic noisy-speech set: for each noise, SNR and utterance a dict with `id`, `noise`, `snr`, `text`,
     `voice`, `clean`, `noisy` (float32, `sr`, about `duration` s). With `out_dir`, also writes `<id>_clean.wav`,
-    `<id>_noisy.wav` and `manifest.json` there."""
+    `<id>_noisy.wav` and `manifest.json` there. `speech`: an HDF5 speech collection (`dfnb.data`; e.g. a corpus's
+    held-out test split) to draw the clean utterances from instead of eSpeak NG (its sample rate must be `sr`)."""
     from dfnb.signals import espeak, mix_at_snr
     if n_utt < 1: raise ValueError(f"n_utt: expected >= 1, got {n_utt}")
     if duration <= 0.5: raise ValueError(f"duration: expected > 0.5 s, got {duration}")
     rng = np.random.default_rng(seed); n = int(round(duration * sr)); items = []
+    clips = None
+    if speech is not None:
+        from dfnb.data import Hdf5Clips
+        clips = Hdf5Clips(speech)
+        if clips.kind != "speech" or clips.sr != sr: raise ValueError(f"speech: {speech} must be a speech collection at {sr} Hz, got {clips!r}")
     for ni, kind in enumerate(noises):
         for snr in snrs:
             for u in range(n_utt):
                 k = int(rng.integers(len(SENTENCES))); voice = VOICES[int(rng.integers(len(VOICES)))]
                 pitch, speed = int(rng.integers(30, 70)), int(rng.integers(150, 190)); item_seed = int(rng.integers(2**31))
-                s = espeak(SENTENCES[k], sr, voice, speed, pitch).astype(np.float64)
+                if clips is None: s = espeak(SENTENCES[k], sr, voice, speed, pitch).astype(np.float64)
+                else:
+                    key = clips.keys[int(rng.integers(len(clips)))]; s = clips[key][0].astype(np.float64)
+                    voice = f"{Path(str(speech)).stem}:{key}"
                 s = s[:n] if len(s) >= n else np.pad(s, (int(0.1 * sr), 0))[:n]
                 s = np.pad(s, (0, n - len(s)))
                 noisy, _ = mix_at_snr(s, _noise(kind, n, sr, item_seed), float(snr))
                 floor = np.random.default_rng(item_seed + 1).standard_normal(n) * 10 ** (floor_dbfs / 20)
                 g = 10 ** (-6 / 20) / np.abs(noisy).max()
-                items.append(dict(id=f"{kind}_{snr:+d}dB_{u}", noise=kind, snr=snr, text=SENTENCES[k], voice=voice,
+                items.append(dict(id=f"{kind}_{snr:+d}dB_{u}", noise=kind, snr=snr, text=SENTENCES[k] if clips is None else "", voice=voice,
                                   clean=(g * s).astype(np.float32), noisy=(g * noisy + floor).astype(np.float32), sr=sr))
     if out_dir is not None:
         import soundfile as sf
@@ -100,13 +109,16 @@ def delta(rows, a: str, b: str, metric: str = "pesq") -> tuple[float, float]:
 def evaluate_cli(argv=None) -> int:
     "The `dfnb-evaluate` command: noisy vs dfnb's model vs the official runtime on the generated set."
     ap = argparse.ArgumentParser(prog="dfnb-evaluate", description="PESQ / STOI / SI-SDR on a generated eSpeak-in-noise set.")
-    ap.add_argument("--model", default="dfnet3", help="dfnb model for init_df (default: dfnet3, the official weights in torch)")
+    ap.add_argument("--model", nargs="+", default=["dfnet3"], help="dfnb model(s) for init_df (default: dfnet3, the official "
+                    "weights in torch); several give one column each (e.g. --model dfnet3 dfnet4lite)")
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--n-utt", type=int, default=1, help="utterances per noise and SNR")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per utterance")
     ap.add_argument("--noises", nargs="+", default=list(NOISES), choices=NOISES)
     ap.add_argument("--snrs", nargs="+", type=int, default=list(SNRS))
     ap.add_argument("--no-official", action="store_true", help="skip the official runtime")
     ap.add_argument("--onnx", action="store_true", help="also evaluate the official ONNX graphs run offline (OnnxDfNet3)")
+    ap.add_argument("--speech-hdf5", type=Path, help="clean utterances from this HDF5 speech collection instead of eSpeak "
+                    "(e.g. a dfnb-make-corpus held-out test split, or your own recordings via dfnb-prepare-data)")
     ap.add_argument("--save-dir", type=Path, help="also write the set (wav + manifest.json) here")
     ap.add_argument("--json", type=Path, help="write the per-item metrics here")
     a = ap.parse_args(argv)
@@ -115,18 +127,28 @@ def evaluate_cli(argv=None) -> int:
     from dfnb.official import OfficialRuntime, OnnxDfNet3
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration)
-    model, df_state, _ = init_df(a.model)
-    systems = {"dfnb": lambda x: enhance(model, df_state, x)}
-    if a.onnx: m2 = OnnxDfNet3(); systems["onnx"] = lambda x: enhance(m2, df_state, x)
+    items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration, speech=a.speech_hdf5)
+    systems = {}
+    for spec in a.model:
+        model, df_state, suffix = init_df(spec)
+        systems["dfnb" if len(a.model) == 1 else suffix] = (lambda m, st: lambda x: enhance(m, st, x))(model, df_state)
+    if a.onnx: m2 = OnnxDfNet3(); st2 = init_df("dfnet3")[1]; systems["onnx"] = lambda x: enhance(m2, st2, x)
     if not a.no_official: rt = OfficialRuntime(); systems["official"] = lambda x: rt.process(x)[0]
     rows = evaluate(items, systems, progress=sys.stderr.isatty())
-    print(f"{len(items)} utterances ({a.duration:g} s, {len(a.noises)} noises x {len(a.snrs)} SNRs x {a.n_utt}), seed {a.seed}, model {a.model}\n")
+    src = f"speech from {a.speech_hdf5.name}" if a.speech_hdf5 else "eSpeak NG speech"
+    print(f"{len(items)} utterances ({a.duration:g} s, {len(a.noises)} noises x {len(a.snrs)} SNRs x {a.n_utt}, {src}), "
+          f"seed {a.seed}, models {' '.join(a.model)}\n")
     print(summary_table(rows))
+    first = next(iter(systems))
     for s in systems:
-        if s != "dfnb" and s in ("official", "onnx"):
-            mean, worst = delta(rows, "dfnb", s)
-            print(f"\nPESQ dfnb - {s}: mean {mean:+.4f}, largest |difference| {worst:.4f}")
+        if s in ("official", "onnx"):
+            mean, worst = delta(rows, first, s)
+            print(f"\nPESQ {first} - {s}: mean {mean:+.4f}, largest |difference| {worst:.4f}")
+    gains = {s: delta(rows, s, "noisy")[0] for s in systems if s not in ("official", "onnx")}
+    if len(gains) > 1:
+        ref = next(iter(gains))
+        print("\nPESQ gain over noisy: " + ", ".join(f"{s} {g:+.3f}" + (f" ({100 * g / gains[ref]:.0f} % of {ref})" if s != ref else "")
+                                             for s, g in gains.items()))
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if a.json: a.json.write_text(json.dumps(rows, indent=1))
     return 0

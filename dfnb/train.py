@@ -18,7 +18,7 @@ from torch import nn, Tensor
 # %% auto #0
 __all__ = ['DFN3_LOSS', 'MODEL_TYPES', 'TrainConfig', 'cosine_at', 'epoch_plan', 'schedule', 'epoch_batches', 'dist_info',
            'init_distributed', 'DistBatchNorm2d', 'convert_batchnorm', 'build_model', 'Trainer', 'train_step',
-           'validate', 'state', 'save', 'resume', 'fit', 'train_cli']
+           'validate', 'state', 'save', 'resume', 'fit', 'package_checkpoint', 'train_cli']
 
 # %% ../nbs/38_train.ipynb #511c288b
 from .checkpoint import atomic_file, save_model, load_model, model_class, _read
@@ -180,10 +180,11 @@ class Trainer:
     "One training run in `out_dir` (see `dfnb-train`)."
     def __init__(self, model: nn.Module, dataset_cfg, data_dir, out_dir, cfg: TrainConfig = TrainConfig(), loss_cfg=None,
                  teacher: nn.Module | None = None, alpha_kd: float = 0.7, gan: dict | None = None, asr=None,
-                 qat: bool = False, device: str = "cpu", command: str | None = None):
+                 qat: bool = False, device: str = "cpu", command: str | None = None, dtype: torch.dtype = torch.float32,
+                 loader: str = "dfnb"):
         self.rank, self.world = dist_info()
-        self.cfg, self.device, self.out = cfg, torch.device(device), Path(out_dir)
-        self.base = model.to(self.device)
+        self.cfg, self.device, self.out, self.dtype = cfg, torch.device(device), Path(out_dir), dtype
+        self.base = model.to(self.device, dtype)
         if qat:
             from dfnb.quantize import prepare_qat
             self.base = prepare_qat(self.base)
@@ -194,6 +195,7 @@ class Trainer:
         self.loss = Loss.from_config(sections, p)
         if asr is not None: self.loss.asr = asr
         self.kd = DistillationLoss(teacher.to(self.device), alpha_kd=alpha_kd) if teacher is not None else None
+        self.loader_kind, self.data_dir, self.dataset_cfg = loader, Path(data_dir), Path(dataset_cfg)
         self._setup_data(dataset_cfg, data_dir)
         self._setup_optim(gan)
         self.step = self.epoch = self.batch_in_epoch = self.n_skipped = self.bad_epochs = self.n_log = 0
@@ -208,7 +210,8 @@ def _setup_data(self: Trainer, dataset_cfg, data_dir):
     has_valid = bool(read_dataset_cfg(dataset_cfg)["valid"])
     self.valid_ds = (MixDataset(data_dir, dataset_cfg, "valid", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed + 1)
                      if has_valid else None)
-    self.collate = mix_collate(self.df_params.df_params if hasattr(self.df_params, "df_params") else self.df_params)
+    self.fp = self.df_params.df_params if hasattr(self.df_params, "df_params") else self.df_params
+    self.collate = mix_collate(self.fp)
     bs = c.batch_size_at(0)
     if len(self.train_ds) < bs: raise ValueError(f"the train split has {len(self.train_ds)} clips, fewer than one batch of {bs}")
     self.plan = epoch_plan(c, len(self.train_ds))
@@ -249,7 +252,7 @@ def _losses(self: Trainer, b: dict) -> tuple[Tensor, dict, Tensor, Tensor]:
     out = self.net(b["spec_noisy"], b["feat_erb"], b["feat_spec"])
     sup = self.loss(b["spec_clean"][:, None], b["spec_noisy"][:, None], out["spec"][:, None], out["erb_gains"][:, None],
                     out["lsnr"][..., None], snrs=b["snr"])
-    terms = {k: float(v) for k, v in self.loss.terms.items()}
+    terms = {k: float(v.detach()) for k, v in self.loss.terms.items()}
     total = sup
     if self.kd is not None:
         total = self.kd(self.base, out, self.kd.teacher_outputs(b["spec_noisy"], b["feat_erb"], b["feat_spec"]), sup)
@@ -258,11 +261,17 @@ def _losses(self: Trainer, b: dict) -> tuple[Tensor, dict, Tensor, Tensor]:
     if self.adv is not None:
         y, s = self.loss.waveform(out["spec"]), self.loss.waveform(b["spec_clean"])
         g = self.adv.compute_generator_loss(self.disc, s, y, self.step)
-        total = total + g["loss"]; terms |= {"gen_adv": float(g["adversarial"]), "gen_fm": float(g["feature_matching"])}
+        total = total + g["loss"]; terms |= {"gen_adv": float(g["adversarial"].detach()), "gen_fm": float(g["feature_matching"].detach())}
     return total, terms, y, s
 Trainer._set_lr, Trainer._losses = _set_lr, _losses
 
 # %% ../nbs/38_train.ipynb #bb17b767
+def _to_device(self: Trainer, b: dict) -> dict:
+    "Tensors of batch `b` on the device; real and complex floats in the run's precision (float64 for exact tests)."
+    cd = torch.complex128 if self.dtype == torch.float64 else torch.complex64
+    f = lambda v: v.to(self.device, cd if v.is_complex() else self.dtype if v.is_floating_point() else v.dtype)
+    return {k: f(v) if torch.is_tensor(v) else v for k, v in b.items()}
+
 def _finite_everywhere(self: Trainer, ok: bool) -> bool:
     if self.world == 1: return ok
     t = torch.tensor([0.0 if ok else 1.0]); dist.all_reduce(t); return t.item() == 0
@@ -270,13 +279,13 @@ def _finite_everywhere(self: Trainer, ok: bool) -> bool:
 def train_step(self: Trainer, b: dict) -> dict:
     "One optimiser step on batch `b`; returns the step's log record."
     t0 = time.perf_counter(); lr, wd = self._set_lr()
-    b = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
+    b = self._to_device(b)
     self.net.train(); self.opt.zero_grad(set_to_none=True)
     total, terms, y, s = self._losses(b)
     total.backward()
     gn = torch.nn.utils.clip_grad_norm_(self.base.parameters(), self.cfg.clip_grad_norm)
     ok = self._finite_everywhere(bool(torch.isfinite(total)) and bool(torch.isfinite(gn)))
-    rec = {"step": self.step, "epoch": self.epoch, "loss": float(total), "lr": lr, "wd": wd, "grad_norm": float(gn)} | terms
+    rec = {"step": self.step, "epoch": self.epoch, "loss": float(total.detach()), "lr": lr, "wd": wd, "grad_norm": float(gn)} | terms
     if ok: self.opt.step()
     else:
         self.opt.zero_grad(set_to_none=True); self.n_skipped += 1; rec["skipped"] = True
@@ -286,9 +295,10 @@ def train_step(self: Trainer, b: dict) -> dict:
     if self.adv is not None and ok: rec |= self._disc_step(s, y)
     self.step += 1; self.batch_in_epoch += 1
     dt = time.perf_counter() - t0; self.wall += dt
-    rec |= {"sec": dt, "audio_s_per_s": self.world * b["noisy"].shape[0] * b["noisy"].shape[-1] / self.df_params.sr / dt}
+    n = b["spec_noisy"].shape[0] * b["spec_noisy"].shape[-2] * self.fp.hop_size          # samples in the batch
+    rec |= {"sec": dt, "audio_s_per_s": self.world * n / self.fp.sr / dt}
     return rec
-Trainer._finite_everywhere, Trainer.train_step = _finite_everywhere, train_step
+Trainer._to_device, Trainer._finite_everywhere, Trainer.train_step = _to_device, _finite_everywhere, train_step
 
 # %% ../nbs/38_train.ipynb #43786527
 def _disc_step(self: Trainer, s: Tensor, y: Tensor) -> dict:
@@ -311,8 +321,7 @@ def validate(self: Trainer, max_batches: int | None = None) -> float | None:
     vals = []
     for i in range(0, len(idx), bs):
         if max_batches is not None and len(vals) >= max_batches: break
-        b = self.collate([self.valid_ds[j] for j in idx[i:i + bs]])
-        b = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in b.items()}
+        b = self._to_device(self.collate([self.valid_ds[j] for j in idx[i:i + bs]]))
         out = model_outputs(self.base, b["spec_noisy"], b["feat_erb"], b["feat_spec"])
         vals.append(float(self.loss(b["spec_clean"][:, None], b["spec_noisy"][:, None], out["spec"][:, None],
                                     out["erb_gains"][:, None], out["lsnr"][..., None])))
@@ -362,13 +371,17 @@ def resume(self: Trainer, path=None) -> Trainer:
     if self.disc is not None:
         if "disc_state_dict" not in s: raise ValueError(f"{path} was trained without --gan: resume it without --gan")
         self.d_base.load_state_dict(s["disc_state_dict"]); self.d_opt.load_state_dict(s["disc_optimizer"])
-    for k in ("epoch", "batch_in_epoch", "step", "n_skipped", "best", "bad_epochs", "wall", "n_log"): setattr(self, k, s[k])
+    for k in ("epoch", "batch_in_epoch", "step", "n_skipped", "best", "bad_epochs", "wall"): setattr(self, k, s[k])
+    self.n_log = s["n_log"] if "n_log" in s else _log_lines_before(self.out / "log.jsonl", s["step"], s["epoch"])
+    old = ck.get("metadata") or {}
+    self.meta["command_history"] = old.get("command_history", [old.get("command")]) + [self.meta["command"]]
     torch.set_rng_state(s["rng"])
     return self
 Trainer.resume = resume
 
 # %% ../nbs/38_train.ipynb #98f113ad
 def _loader(self: Trainer, batches):
+    if self.loader_kind == "libdfdata": return _libdfdata_batches(self, len(batches))
     return torch.utils.data.DataLoader(self.train_ds, batch_sampler=batches, collate_fn=self.collate,
                                        num_workers=self.cfg.num_workers, generator=torch.Generator())  # not the global RNG
 
@@ -406,6 +419,12 @@ def _end_epoch(self: Trainer):
         else: self.bad_epochs += 1
     self.save()
 
+def _log_lines_before(path: Path, step: int, epoch: int) -> int:
+    "How many lines of the log a checkpoint at `step`/`epoch` had seen (for checkpoints that did not count them)."
+    if not path.is_file(): return 0
+    rs = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return sum(1 for r in rs if r["step"] < step or ("valid_loss" in r and r["step"] == step and r["epoch"] <= epoch))
+
 def _trim_log(path: Path, n_lines: int):
     "Keep the first `n_lines` log lines (those the checkpoint had seen; a resumed run rewrites the rest), atomically."
     if not path.is_file(): return
@@ -423,6 +442,47 @@ def _bar(on: bool, total: int, start: int):
     return upd
 Trainer._end_epoch = _end_epoch
 
+# %% ../nbs/38_train.ipynb #db3819ff
+def _libdfdata_batches(self: Trainer, n_left: int):
+    "This epoch's remaining `n_left` batches from DeepFilterNet's loader, as `mix_collate`'s dicts."
+    try:
+        from libdfdata import PytorchDataLoader
+    except ImportError:
+        raise ValueError("--loader libdfdata needs DeepFilterNet's loader: pip install --no-deps DeepFilterDataLoader==0.5.6 "
+                         "loguru (a CPython 3.11 x86-64 wheel); or use the default --loader dfnb") from None
+    if self.world > 1: raise ValueError("--loader libdfdata runs in one process only; use --loader dfnb under torchrun")
+    p, c = self.fp, self.cfg
+    dl = PytorchDataLoader(str(self.data_dir), str(self.dataset_cfg), sr=p.sr, batch_size=c.batch_size_at(self.epoch),
+                           max_len_s=c.max_sample_len_s, fft_size=p.fft_size, hop_size=p.hop_size, nb_erb=p.nb_erb,
+                           nb_spec=p.nb_df, norm_alpha=p.alpha, min_nb_erb_freqs=p.min_nb_erb_freqs,
+                           num_workers=max(1, c.num_workers), p_reverb=c.p_reverb, seed=c.seed, log_level="error")
+    skip = len(epoch_batches(len(self.train_ds), c.batch_size_at(self.epoch), self.epoch, c.seed)) - n_left
+    for i, b in enumerate(dl.iter_epoch("train", self.epoch)):
+        if i >= skip + n_left: break
+        if i < skip: continue
+        yield {"spec_noisy": b.noisy[:, 0], "spec_clean": b.speech[:, 0], "feat_erb": b.feat_erb[:, 0],
+               "feat_spec": b.feat_spec[:, 0], "snr": b.snr}
+Trainer._libdfdata_batches = _libdfdata_batches
+
+# %% ../nbs/38_train.ipynb #258f8a2e
+def package_checkpoint(run_dir, out, epoch: str = "best") -> Path:
+    "Write the shippable checkpoint of the `dfnb-train` run in `run_dir` to `out` (weights, config, provenance)."
+    run = Path(run_dir); src = run / "checkpoints" / ("best.pt" if epoch == "best" else "last.pt")
+    if not src.is_file(): src = run / "checkpoints" / "last.pt"
+    ck = _read(src); meta = dict(ck.get("metadata") or {}); st = meta.pop("train_state", {})
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines() if l.strip()] if (run / "log.jsonl").is_file() else []
+    tr = [r for r in log if "lr" in r]; every = max(1, len(tr) // 500)
+    cfgp = Path(meta.get("dataset_cfg") or "")                  # relative to where dfnb-train ran: try there, then beside the run
+    found = [c for c in (cfgp, run.parent / cfgp) if cfgp.name and c.is_file()]
+    meta |= {"source": src.name, "steps": st.get("step", ck.get("global_step")), "epochs": st.get("epoch"),
+             "wall_time_s": round(st.get("wall", 0.0), 1), "n_skipped": st.get("n_skipped"),
+             "curve": [[r["step"], round(r["loss"], 5)] for r in tr[::every]],
+             "valid_curve": [[r["step"], round(r["valid_loss"], 5)] for r in log if "valid_loss" in r]}
+    for name, p in ((("dataset", found[0]), ("corpus", found[0].parent / "corpus.json")) if found else ()):
+        if p.is_file(): meta[name] = json.loads(p.read_text())
+    model = load_model(src)
+    return save_model(model, out, epoch=meta["epochs"], global_step=meta["steps"], metadata=meta)
+
 # %% ../nbs/38_train.ipynb #bceb4052
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dfnb-train", description="Train DfNet4 / DfNet4Lite / DfNet3 on a DeepFilterNet dataset.")
@@ -438,8 +498,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--asr-factor", type=float, default=1.0)
     ap.add_argument("--qat", action="store_true", help="quantisation-aware training (dfnb.quantize.prepare_qat)")
     ap.add_argument("--resume", action="store_true", help="continue the run in out_dir from checkpoints/last.pt")
+    ap.add_argument("--stop-at", type=int, default=None, metavar="STEP", help="leave after global step STEP, checkpoint written (resume later)")
     ap.add_argument("--init", type=Path, default=None, help="start from the weights of this checkpoint")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: cores / processes)")
+    ap.add_argument("--loader", default="dfnb", choices=("dfnb", "libdfdata"),
+                    help="dfnb's MixDataset (default, portable, reproducible) or DeepFilterNet's Rust loader (libdfdata wheel)")
     ap.add_argument("--device", default="cpu"); ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -464,6 +527,7 @@ def _trainer_from_args(a, command: str) -> Trainer:
     bad = [k for k in sets if k not in fields]
     if bad: raise ValueError(f"--set: unknown settings {bad}; known: {', '.join(fields)}")
     cfg = TrainConfig.from_ini(a.config, **{k: _coerce(k, type(fields[k].default), v) for k, v in sets.items()})
+    torch.manual_seed(cfg.seed)                                 # the initial weights follow from the config
     model = build_model(a.model_type, _json_arg(a.model_config))
     if a.init is not None: model.load_state_dict(load_model(a.init).state_dict())
     asr = None
@@ -472,7 +536,7 @@ def _trainer_from_args(a, command: str) -> Trainer:
         asr = ASRLoss(a.asr, backend="pytorch", factor=a.asr_factor, sr=model.df_params.sr)
     gan = None if a.gan is None else ({} if a.gan == "default" else _json_arg(a.gan))
     return Trainer(model, a.dataset_cfg, a.data_dir, a.out_dir, cfg, loss_cfg=a.config, teacher=_teacher(a.teacher),
-                   alpha_kd=a.alpha_kd, gan=gan, asr=asr, qat=a.qat, device=a.device, command=command)
+                   alpha_kd=a.alpha_kd, gan=gan, asr=asr, qat=a.qat, device=a.device, command=command, loader=a.loader)
 
 # %% ../nbs/38_train.ipynb #88defa6c
 def train_cli(argv=None) -> int:
@@ -492,7 +556,7 @@ def train_cli(argv=None) -> int:
     try:
         t = _trainer_from_args(a, command)
         if a.resume: t.resume(last)
-        t.fit(progress=not a.no_progress)
+        t.fit(progress=not a.no_progress, stop_at=a.stop_at)
     except (ValueError, FileNotFoundError, FloatingPointError) as e: err(e); return 2
     finally:
         if dist.is_initialized(): dist.destroy_process_group()

@@ -1,0 +1,51 @@
+"""The trained DfNet4Lite that ships with dfnb: it loads by every name the migration guide and DeepFilterNet use,
+enhances, streams through dfnb-enhance, and its metadata says how it was made; init_df reads dfnb-train run folders."""
+import json, subprocess, sys
+import numpy as np, pytest, torch
+from dfnb import init_df, enhance
+from dfnb.enhance import pretrained_path, enhance_cli
+from dfnb.checkpoint import save_model
+from dfnb.dfnet4 import DfNet4Lite
+from dfnb.signals import speech_like, pink_noise, mix_at_snr
+
+@pytest.mark.parametrize("name", ["dfnet4lite", "DeepFilterNet4Lite", "dfnet4-lite"])
+def test_loads_by_name(name):
+    m, st, suffix = init_df(name)
+    assert isinstance(m, DfNet4Lite) and suffix == "DeepFilterNet4Lite" and not m.training
+    m2, _, _ = init_df(model_base_dir=name)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+
+def test_metadata_records_how_it_was_made():
+    meta = torch.load(pretrained_path("dfnet4lite"), weights_only=True)["metadata"]
+    for k in ("command", "commit", "steps", "wall_time_s", "corpus", "dataset", "curve", "teacher"):
+        assert meta.get(k) is not None, k
+    assert meta["command"].startswith("dfnb-train ") and "--model-type dfnet4lite" in meta["command"]
+    assert pretrained_path("dfnet4lite").stat().st_size < 20e6
+
+def test_enhances_speech():
+    "Trained, not random: it removes noise (SI-SDR over the noisy input) on speech-like audio in pink noise."
+    from dfnb.metrics import si_sdr
+    m, st, _ = init_df("dfnet4lite")
+    s = speech_like(3.0, seed=5); noisy, _ = mix_at_snr(s, pink_noise(len(s), seed=6), 0.0)
+    y = enhance(m, st, noisy.astype(np.float32))
+    assert y.shape == noisy.shape and np.isfinite(y).all()
+    assert si_sdr(s, y) > si_sdr(s, noisy) + 1.0
+
+def test_dfnb_enhance_cli(tmp_path):
+    import soundfile as sf
+    x = (0.3 * mix_at_snr(speech_like(1.3, seed=1), pink_noise(int(1.3 * 48000), seed=2), 5.0)[0]).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 48000)
+    assert enhance_cli([str(tmp_path / "in.wav"), "-m", "dfnet4lite", "-o", str(tmp_path / "out"), "-q"]) == 0
+    y, sr = sf.read(next((tmp_path / "out").glob("*.wav")))
+    assert sr == 48000 and len(y) == len(x)
+
+def test_run_folder_epochs(tmp_path):
+    torch.manual_seed(0)
+    a, b = DfNet4Lite(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2), DfNet4Lite(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2)
+    save_model(a, tmp_path / "run" / "checkpoints" / "best.pt"); save_model(b, tmp_path / "run" / "checkpoints" / "last.pt")
+    best, last = init_df(tmp_path / "run")[0], init_df(tmp_path / "run", epoch="latest")[0]
+    assert torch.equal(best.emb_in.weight, a.emb_in.weight) and torch.equal(last.emb_in.weight, b.emb_in.weight)
+    with pytest.raises(ValueError, match="epoch"): init_df(tmp_path / "run", epoch=7)
+
+def test_dfnet4_is_not_shipped_and_says_so():
+    with pytest.raises(ValueError, match="dfnb-train --model-type dfnet4"): init_df(model_base_dir="DeepFilterNet4")
