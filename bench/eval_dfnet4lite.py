@@ -13,6 +13,7 @@ import torch
 from _results import write_results
 from dfnb.enhance import init_df, enhance
 from dfnb.evaluate import make_eval_set, evaluate, summary_table, delta
+from dfnb.data import Hdf5Clips
 
 
 def main():
@@ -29,7 +30,7 @@ def main():
     else: print(f"no {held}: the held-out evaluation is skipped")
     body, data = [], {}
     for title, speech in sets.items():
-        items = make_eval_set(seed=0, n_utt=a.n_utt, speech=speech)
+        items = make_eval_set(seed=0, n_utt=a.n_utt, speech=None if speech is None else Hdf5Clips(speech))
         rows = evaluate(items, systems, progress=False)
         g3, g4 = delta(rows, "DFN3", "noisy")[0], delta(rows, "DfNet4Lite", "noisy")[0]
         body += [f"### {title}", f"{len(items)} utterances. PESQ gain over noisy: DFN3 {g3:+.3f}, DfNet4Lite {g4:+.3f} "

@@ -70,6 +70,7 @@ def atomic_file(path, suffix: str = ".tmp"):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix); os.close(fd)
     try:
         yield Path(tmp)
+        mask = os.umask(0); os.umask(mask); os.chmod(tmp, 0o666 & ~mask)     # as open() would: mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

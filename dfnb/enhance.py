@@ -32,7 +32,8 @@ def pretrained_path(name: str) -> Path:
     "The checkpoint of a trained dfnb model shipped with the package (`'dfnet4lite'`, `'dfnet4'`)."
     key = _NAMES.get(_norm(name))
     if key not in PRETRAINED: raise ValueError(f"{name!r} is not a shipped dfnb model: choose one of {sorted(PRETRAINED)}")
-    p = Path(__file__).parent / "models" / PRETRAINED[key]
+    from importlib.resources import files
+    p = Path(str(files("dfnb"))) / "models" / PRETRAINED[key]
     if not p.is_file():
         raise ValueError(f"no trained {key} ships with this dfnb ({p.name} is not in dfnb/models): train one with "
                          f"`dfnb-train --model-type {key} ...` and pass its checkpoint or run folder")

@@ -41,17 +41,16 @@ def make_eval_set(out_dir=None, seed: int = 0, n_utt: int = 1, snrs=SNRS, noises
                   duration: float = 3.0, sr: int = 48000, floor_dbfs: float = -70., speech=None) -> list[dict]:
     """Deterministic noisy-speech set: for each noise, SNR and utterance a dict with `id`, `noise`, `snr`, `text`,
     `voice`, `clean`, `noisy` (float32, `sr`, about `duration` s). With `out_dir`, also writes `<id>_clean.wav`,
-    `<id>_noisy.wav` and `manifest.json` there. `speech`: an HDF5 speech collection (`dfnb.data`; e.g. a corpus's
-    held-out test split) to draw the clean utterances from instead of eSpeak NG (its sample rate must be `sr`)."""
+    `<id>_noisy.wav` and `manifest.json` there. `speech`: clips to draw the clean utterances from instead of eSpeak NG,
+    any object with `.keys`, `.sr` and `[key] -> [C, N]` such as `dfnb.data.Hdf5Clips` (e.g. a corpus's held-out
+    test split, or recordings written with `dfnb-prepare-data`); its sample rate must be `sr`."""
     from dfnb.signals import espeak, mix_at_snr
     if n_utt < 1: raise ValueError(f"n_utt: expected >= 1, got {n_utt}")
     if duration <= 0.5: raise ValueError(f"duration: expected > 0.5 s, got {duration}")
     rng = np.random.default_rng(seed); n = int(round(duration * sr)); items = []
-    clips = None
-    if speech is not None:
-        from dfnb.data import Hdf5Clips
-        clips = Hdf5Clips(speech)
-        if clips.kind != "speech" or clips.sr != sr: raise ValueError(f"speech: {speech} must be a speech collection at {sr} Hz, got {clips!r}")
+    clips = speech
+    if clips is not None and (getattr(clips, "sr", None) != sr or not len(clips.keys)):
+        raise ValueError(f"speech: expected clips at {sr} Hz (e.g. dfnb.data.Hdf5Clips), got {clips!r}")
     for ni, kind in enumerate(noises):
         for snr in snrs:
             for u in range(n_utt):
@@ -60,7 +59,7 @@ def make_eval_set(out_dir=None, seed: int = 0, n_utt: int = 1, snrs=SNRS, noises
                 if clips is None: s = espeak(SENTENCES[k], sr, voice, speed, pitch).astype(np.float64)
                 else:
                     key = clips.keys[int(rng.integers(len(clips)))]; s = clips[key][0].astype(np.float64)
-                    voice = f"{Path(str(speech)).stem}:{key}"
+                    voice = f"{getattr(getattr(clips, 'path', None), 'stem', 'clips')}:{key}"
                 s = s[:n] if len(s) >= n else np.pad(s, (int(0.1 * sr), 0))[:n]
                 s = np.pad(s, (0, n - len(s)))
                 noisy, _ = mix_at_snr(s, _noise(kind, n, sr, item_seed), float(snr))
@@ -117,8 +116,6 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--snrs", nargs="+", type=int, default=list(SNRS))
     ap.add_argument("--no-official", action="store_true", help="skip the official runtime")
     ap.add_argument("--onnx", action="store_true", help="also evaluate the official ONNX graphs run offline (OnnxDfNet3)")
-    ap.add_argument("--speech-hdf5", type=Path, help="clean utterances from this HDF5 speech collection instead of eSpeak "
-                    "(e.g. a dfnb-make-corpus held-out test split, or your own recordings via dfnb-prepare-data)")
     ap.add_argument("--save-dir", type=Path, help="also write the set (wav + manifest.json) here")
     ap.add_argument("--json", type=Path, help="write the per-item metrics here")
     a = ap.parse_args(argv)
@@ -127,7 +124,7 @@ def evaluate_cli(argv=None) -> int:
     from dfnb.official import OfficialRuntime, OnnxDfNet3
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration, speech=a.speech_hdf5)
+    items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration)
     systems = {}
     for spec in a.model:
         model, df_state, suffix = init_df(spec)
@@ -135,8 +132,7 @@ def evaluate_cli(argv=None) -> int:
     if a.onnx: m2 = OnnxDfNet3(); st2 = init_df("dfnet3")[1]; systems["onnx"] = lambda x: enhance(m2, st2, x)
     if not a.no_official: rt = OfficialRuntime(); systems["official"] = lambda x: rt.process(x)[0]
     rows = evaluate(items, systems, progress=sys.stderr.isatty())
-    src = f"speech from {a.speech_hdf5.name}" if a.speech_hdf5 else "eSpeak NG speech"
-    print(f"{len(items)} utterances ({a.duration:g} s, {len(a.noises)} noises x {len(a.snrs)} SNRs x {a.n_utt}, {src}), "
+    print(f"{len(items)} utterances ({a.duration:g} s, {len(a.noises)} noises x {len(a.snrs)} SNRs x {a.n_utt}), "
           f"seed {a.seed}, models {' '.join(a.model)}\n")
     print(summary_table(rows))
     first = next(iter(systems))

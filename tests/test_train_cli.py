@@ -85,3 +85,23 @@ def test_libdfdata_loader(corpus, tmp_path):
     from loguru import logger; logger.disable("libdfdata")
     assert train_cli(args(corpus, tmp_path / "run", "--loader", "libdfdata", steps=2)) == 0
     assert steps(tmp_path / "run") == [0, 1]
+
+def test_asr_loss_option(corpus, tmp_path):
+    "--asr with a Whisper checkpoint file (random weights, built offline) adds an ASRLoss term to the training loss."
+    pytest.importorskip("whisper", reason="openai-whisper is not installed: pip install 'dfnb[asr]'")
+    from dataclasses import asdict
+    from dfnb.whisper_adapter import random_whisper
+    w = random_whisper("tiny", n_audio_layer=2, n_text_layer=1)
+    torch.save({"dims": asdict(w.dims), "model_state_dict": w.state_dict()}, tmp_path / "tiny.pt")
+    assert train_cli(args(corpus, tmp_path / "run", "--asr", str(tmp_path / "tiny.pt"), "--asr-factor", "0.5", steps=1)) == 0
+    rec = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert rec["ASRLoss"] > 0
+
+def test_reads_deepfilternet_config_ini(corpus, tmp_path, capsys):
+    "DeepFilterNet3's own config.ini (its [train], [optim], [distortion] and loss sections), overridden by --set."
+    from dfnb.dfnet3 import official_model_dir
+    ini = official_model_dir() / "config.ini"
+    assert train_cli(args(corpus, tmp_path / "run", "--config", str(ini), "--set", "num_workers=0", steps=1)) == 0
+    assert "ignoring DeepFilterNet-only settings" in capsys.readouterr().err
+    rec = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert {"MultiResSpecLoss", "LocalSnrLoss"} <= set(rec)
