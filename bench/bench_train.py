@@ -32,7 +32,7 @@ def main():
             cfg = TrainConfig(batch_size=bs, batch_size_scheduling=f"0/{bs}", max_sample_len_s=secs, seed=0, p_reverb=0.1)
             t = Trainer(build_model(mt), corpus / "dataset.cfg", corpus, f"{tmp}/run_{mt}_{kd}", cfg, teacher=teacher if kd else None)
             idx = epoch_batches(len(t.train_ds), bs, 0, 0)
-            t0 = time.perf_counter(); items = [t.train_ds[i] for i in idx[0]]; t_mix = (time.perf_counter() - t0) / bs
+            t0 = time.perf_counter(); _ = [t.train_ds[i] for i in idx[0]]; t_mix = (time.perf_counter() - t0) / bs
             batches = [t.collate([t.train_ds[i] for i in b]) for b in idx[:reps + 1]]
             t.train_step(batches[0])                                                 # warm-up (Numba compiles)
             ts = [t.train_step(b)["sec"] for b in batches[1:]]

@@ -6,7 +6,7 @@ of training (the Piper voice of the corpus's test split), each mixed in the six 
 
 Writes bench/results/eval_dfnet4lite.md (the tables) and .json (the per-item rows).
 """
-import argparse, json, os
+import argparse, os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 import torch

@@ -102,88 +102,215 @@ def _vexp_impl(x):
         return impl
     return lambda x: math.exp(x)
 
+# %% ../nbs/10_mamba_scan.ipynb #fbcf7e29
+_FM = {"reassoc", "contract", "nsz"}    # reassociation lets LLVM vectorise reductions; no nnan/ninf
+_TWO = _F(2.0)
+_ATANH = tuple(_F(1 / k) for k in (3, 5, 7, 9, 11, 13, 15))        # atanh(s)/s = 1 + s²/3 + s⁴/5 + ...
+
+def _softplus(x):
+    "log(1 + e^x) that Numba can vectorise (float32: e^-|x| and a 2·atanh series; float64: libm)."
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+@overload(_softplus, jit_options=dict(fastmath={"contract"}))
+def _softplus_impl(x):
+    if x == types.float32:
+        c3, c5, c7, c9, c11, c13, c15 = _ATANH
+        def impl(x):
+            e = _vexp(-abs(x))                                     # in (0, 1]
+            s = e / (_TWO + e)                                     # log1p(e) = 2 atanh(s), 0 < s <= 1/3
+            s2 = s * s
+            p = ((((((c15 * s2 + c13) * s2 + c11) * s2 + c9) * s2 + c7) * s2 + c5) * s2 + c3) * s2
+            return max(x, _ZERO) + _TWO * (s + s * p)
+        return impl
+    return lambda x: max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+def _sigmoid(x):
+    "1 / (1 + e^-x) from e^-|x| (no overflow), vectorisable."
+    e = math.exp(-abs(x))
+    return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+
+@overload(_sigmoid, jit_options=dict(fastmath={"contract"}))
+def _sigmoid_impl(x):
+    one, zero = (_ONE, _ZERO) if x == types.float32 else (1.0, 0.0)
+    def impl(x):
+        e = _vexp(-abs(x))
+        r = one / (one + e)
+        return r if x >= zero else e * r
+    return impl
+
 # %% ../nbs/10_mamba_scan.ipynb #db9eb3e6
-_FM = {"reassoc", "contract", "nsz"}    # reassociation lets LLVM vectorise the C·h dot product; no nnan/ninf
+_G = 16                                 # channels per forward program: the vector lanes
 
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _scan_fwd_kernel(u, dt, A, Bt, Ct, y, last, ckpt, chunk, group=8):
-    "u, dt, y: [b, d, L]; A: [d, N]; Bt, Ct: [b, L, N]; last: [b, d, N]; ckpt: [b, d, ceil(L/chunk), N]."
+def _scan_fwd_kernel(u, delta, AT, Bt, Ct, D, z, bias, softplus, has_z, ys, out, last, ckpt, chunk):
+    """u, delta, z, ys, out: [b, d, L]; AT: [N, d]; Bt, Ct: [b, L, N]; D, bias: [d]; last: [b, d, N];
+    ckpt: [b, d, ceil(L/chunk), N]. ys gets C·h (kept for the backward), out the gated output."""
     nb, nd, L = u.shape
-    N = A.shape[1]
-    ng = -(-nd // group)
+    N = AT.shape[0]
+    ng = -(-nd // _G)
     for p in prange(nb * ng):
-        b, d0 = p // ng, (p % ng) * group
-        d1 = min(nd, d0 + group)
-        h = np.zeros((group, N), dtype=u.dtype)            # the states of this program's channels
+        b = p // ng
+        d0 = (p % ng) * _G
+        gn = min(_G, nd - d0)
+        h = np.zeros((N, _G), dtype=u.dtype)              # state [n, channel]: the channels are the vector lanes
+        Ag = np.zeros((N, _G), dtype=u.dtype)             # (lanes past the last channel stay 0: dt = 0, x = 0, h = 0)
+        for n in range(N):
+            for g in range(gn):
+                Ag[n, g] = AT[n, d0 + g]
+        dtT = np.zeros((chunk, _G), dtype=u.dtype)        # this chunk's dt and dt·u, [frame, channel]
+        xT = np.zeros((chunk, _G), dtype=u.dtype)
+        yT = np.zeros((chunk, _G), dtype=u.dtype)
+        row = np.zeros(chunk, dtype=u.dtype)
+        acc = np.zeros(_G, dtype=u.dtype)
         for c in range(ckpt.shape[2]):
-            for d in range(d0, d1):
-                ckpt[b, d, c, :] = h[d - d0]               # the state before step c * chunk
-            for t in range(c * chunk, min(L, (c + 1) * chunk)):
-                Bv, Cv = Bt[b, t], Ct[b, t]                # read once, used by every channel of the group
-                for d in range(d0, d1):
-                    dtt = dt[b, d, t]
-                    x = dtt * u[b, d, t]
-                    Ad, hd = A[d], h[d - d0]
-                    acc = dtt * 0
-                    for n in range(N):
-                        hn = _vexp(dtt * Ad[n]) * hd[n] + x * Bv[n]
-                        hd[n] = hn
-                        acc += Cv[n] * hn
-                    y[b, d, t] = acc
-        for d in range(d0, d1):
-            last[b, d, :] = h[d - d0]
+            t0 = c * chunk
+            T = min(L, t0 + chunk) - t0
+            for g in range(gn):
+                ckpt[b, d0 + g, c, :] = h[:, g]             # the state before frame t0
+            for g in range(gn):                             # prologue, one row per channel: dt = softplus(delta + bias)
+                d = d0 + g
+                bd = bias[d]
+                for i in range(T):
+                    row[i] = delta[b, d, t0 + i] + bd
+                if softplus:
+                    for i in range(T):
+                        row[i] = _softplus(row[i])
+                for i in range(T):
+                    dtT[i, g] = row[i]
+                    xT[i, g] = row[i] * u[b, d, t0 + i]
+            for i in range(T):                              # the scan: 16 channels at once, B_t and C_t broadcast
+                Bv, Cv, dv, xv = Bt[b, t0 + i], Ct[b, t0 + i], dtT[i], xT[i]
+                for g in range(_G):
+                    acc[g] = _ZERO
+                for n in range(N):
+                    bn, cn, hn, An = Bv[n], Cv[n], h[n], Ag[n]
+                    for g in range(_G):
+                        hv = _vexp(dv[g] * An[g]) * hn[g] + xv[g] * bn
+                        hn[g] = hv
+                        acc[g] += cn * hv
+                for g in range(_G):
+                    yT[i, g] = acc[g]
+            for g in range(gn):                             # epilogue: out = (y + D u) · SiLU(z)
+                d = d0 + g
+                Dd = D[d]
+                for i in range(T):
+                    row[i] = yT[i, g]
+                for i in range(T):
+                    ys[b, d, t0 + i] = row[i]
+                    out[b, d, t0 + i] = row[i] + Dd * u[b, d, t0 + i]
+                if has_z:
+                    for i in range(T):
+                        zz = z[b, d, t0 + i]
+                        out[b, d, t0 + i] *= zz * _sigmoid(zz)
+        for g in range(gn):
+            last[b, d0 + g, :] = h[:, g]
 
 # %% ../nbs/10_mamba_scan.ipynb #15c02447
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _scan_bwd_kernel(u, dt, A, Bt, Ct, ckpt, gy, glast, chunk, nblk, gu, gdt, gA_b, gB_blk, gC_blk):
-    "Gradients of the scan; gu, gdt: [b, d, L]; gA_b: [b, d, N]; gB_blk, gC_blk: [b, nblk, L, N] (zeroed)."
+def _scan_bwd_kernel(u, delta, A, Bt, Ct, D, z, bias, softplus, has_z, ys, ckpt, gout, glast, chunk, nblk,
+                     gu, gdelta, gz, gA_b, gB_blk, gC_blk, gD_b, gbias_b):
+    """Gradients of `_scan_fwd_kernel`'s `out` and `last`: gu, gdelta, gz [b, d, L]; gA_b [b, d, N]; gD_b, gbias_b
+    [b, d]; gB_blk, gC_blk [b, nblk, L, N] (zeroed), each block's share of the sums over channels."""
     nb, nd, L = u.shape
     N = A.shape[1]
-    nck = ckpt.shape[2]
     per = (nd + nblk - 1) // nblk
     for q in prange(nb * nblk):
-        b, blk = q // nblk, q % nblk
-        H = np.empty((chunk + 1, N), dtype=u.dtype)    # H[i+1] = h_{t0+i}, H[0] = checkpoint
-        a = np.empty((chunk, N), dtype=u.dtype)
-        lam = np.empty(N, dtype=u.dtype)
-        gA = np.empty(N, dtype=u.dtype)
+        b = q // nblk
+        blk = q % nblk
+        d0 = blk * per
+        d1 = max(d0, min(nd, d0 + per))
+        H = np.zeros((chunk + 1, N), dtype=u.dtype)        # H[i+1] = h_{t0+i}, H[0] = checkpoint
+        a = np.zeros((chunk, N), dtype=u.dtype)
+        lt = np.zeros((chunk, N), dtype=u.dtype)             # lam_t of the chunk's frames
+        hc = np.zeros(N, dtype=u.dtype)
         gB, gC = gB_blk[b, blk], gC_blk[b, blk]
-        for d in range(blk * per, min(nd, (blk + 1) * per)):
-            Ad = A[d]
-            lam[:] = glast[b, d]
-            gA[:] = 0
-            for c in range(nck - 1, -1, -1):
-                t0 = c * chunk
-                t1 = min(L, t0 + chunk)
+        lam = np.zeros((d1 - d0, N), dtype=u.dtype)        # each channel's adjoint state, carried across chunks
+        gA = np.zeros((d1 - d0, N), dtype=u.dtype)
+        gDb = np.zeros(d1 - d0, dtype=u.dtype)
+        gbb = np.zeros(d1 - d0, dtype=u.dtype)
+        dtr, xr, gyr = np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype)
+        sur, sdr = np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype)
+        for d in range(d0, d1):
+            lam[d - d0, :] = glast[b, d]
+        for c in range(ckpt.shape[2] - 1, -1, -1):      # chunks outermost: their B, C, gB, gC rows stay in L1
+            t0 = c * chunk
+            T = min(L, t0 + chunk) - t0
+            for d in range(d0, d1):
+                j = d - d0
+                bd, Dd = bias[d], D[d]
+                for i in range(T):                       # prologue: dt, dt·u, and g_y = g_out · SiLU(z)
+                    dtr[i] = delta[b, d, t0 + i] + bd
+                if softplus:
+                    for i in range(T):
+                        dtr[i] = _softplus(dtr[i])
+                for i in range(T):
+                    xr[i] = dtr[i] * u[b, d, t0 + i]
+                if has_z:
+                    for i in range(T):
+                        zz = z[b, d, t0 + i]
+                        sg = _sigmoid(zz)
+                        go = gout[b, d, t0 + i]
+                        gz[b, d, t0 + i] = go * (ys[b, d, t0 + i] + Dd * u[b, d, t0 + i]) * sg * (_ONE + zz * (_ONE - sg))
+                        gyr[i] = go * zz * sg
+                else:
+                    for i in range(T):
+                        gyr[i] = gout[b, d, t0 + i]
+                s = _ZERO
+                for i in range(T):
+                    s += gyr[i] * u[b, d, t0 + i]
+                gDb[j] += s
                 H[0, :] = ckpt[b, d, c]
-                for t in range(t0, t1):                    # recompute this chunk's states
-                    i = t - t0
-                    dtt = dt[b, d, t]
-                    x = dtt * u[b, d, t]
-                    Bv = Bt[b, t]
+                hc[:] = H[0]
+                Ad, lj, gAj = A[d], lam[j], gA[j]
+                for i in range(T):                       # recompute the chunk's states
+                    dtt, x = dtr[i], xr[i]
                     for n in range(N):
                         an = _vexp(dtt * Ad[n])
                         a[i, n] = an
-                        H[i + 1, n] = an * H[i, n] + x * Bv[n]
-                for t in range(t1 - 1, t0 - 1, -1):        # adjoint through the chunk
-                    i = t - t0
-                    dtt, ut, g = dt[b, d, t], u[b, d, t], gy[b, d, t]
-                    x = dtt * ut
-                    Bv, Cv, gBt, gCt = Bt[b, t], Ct[b, t], gB[t], gC[t]
-                    s_u = dtt * 0
-                    s_dt = dtt * 0
+                        hv = an * hc[n] + x * Bt[b, t0 + i, n]
+                        hc[n] = hv
+                        H[i + 1, n] = hv
+                for i in range(T - 1, -1, -1):           # the adjoint, backwards through the chunk
+                    g = gyr[i]
                     for n in range(N):
-                        l = lam[n] + g * Cv[n]
-                        ah = a[i, n] * H[i, n]
-                        gCt[n] += g * H[i + 1, n]
-                        gBt[n] += l * x
-                        s_u += l * Bv[n]
-                        s_dt += l * (Bv[n] * ut + Ad[n] * ah)
-                        gA[n] += l * dtt * ah
-                        lam[n] = l * a[i, n]
-                    gu[b, d, t] = dtt * s_u
-                    gdt[b, d, t] = s_dt
-            gA_b[b, d, :] = gA
+                        l = lj[n] + g * Ct[b, t0 + i, n]
+                        lt[i, n] = l
+                        lj[n] = l * a[i, n]
+                for i in range(T):                       # and the gradients it gives: no recurrence left
+                    x = xr[i]
+                    for n in range(N):
+                        gB[t0 + i, n] += lt[i, n] * x
+                for i in range(T):
+                    g = gyr[i]
+                    for n in range(N):
+                        gC[t0 + i, n] += g * H[i + 1, n]
+                for i in range(T):
+                    dtt = dtr[i]
+                    su = _ZERO
+                    sq = _ZERO
+                    for n in range(N):
+                        l = lt[i, n]
+                        qn = l * (a[i, n] * H[i, n])
+                        gAj[n] += dtt * qn
+                        sq += Ad[n] * qn
+                        su += l * Bt[b, t0 + i, n]
+                    sur[i] = su
+                    sdr[i] = sq
+                for i in range(T):                       # epilogue: gu, and gdelta through softplus
+                    gu[b, d, t0 + i] = dtr[i] * sur[i] + gyr[i] * Dd
+                    sdr[i] = sdr[i] + u[b, d, t0 + i] * sur[i]
+                if softplus:
+                    for i in range(T):
+                        sdr[i] = sdr[i] * _sigmoid(delta[b, d, t0 + i] + bd)
+                s = _ZERO
+                for i in range(T):
+                    gdelta[b, d, t0 + i] = sdr[i]
+                    s += sdr[i]
+                gbb[j] += s
+        for d in range(d0, d1):
+            gA_b[b, d, :] = gA[d - d0]
+            gD_b[b, d] = gDb[d - d0]
+            gbias_b[b, d] = gbb[d - d0]
 
 # %% ../nbs/10_mamba_scan.ipynb #03b2e4a1
 _CHUNK = 64
@@ -191,46 +318,63 @@ _CHUNK = 64
 def _numba_threads():
     return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
+def _np(t, n=None, dtype=None):
+    "A contiguous numpy view (or copy) of `t`; zeros of length `n` for an absent per-channel vector."
+    if t is None: return np.zeros(n, dtype)
+    return t.detach().contiguous().numpy()
+
 class _NumbaScan(torch.autograd.Function):
+    "(u, delta, A, B, C[, D, z, delta_bias, softplus]) -> (out, last state), element-wise work inside the kernels."
     @staticmethod
-    def forward(ctx, u, dt, A, B, C):
+    def forward(ctx, u, delta, A, B, C, D=None, z=None, delta_bias=None, softplus=False):
         nb, nd, L = u.shape
         N = A.shape[1]
-        un, dtn, An = (t.detach().contiguous().numpy() for t in (u, dt, A))
+        un, dln = _np(u), _np(delta)
+        dtype = un.dtype
+        Dn, bn = _np(D, nd, dtype), _np(delta_bias, nd, dtype)
+        zn = _np(z) if z is not None else np.zeros((1, 1, 1), dtype)
         Bt = B.detach().transpose(1, 2).contiguous().numpy()     # [b, L, N]: contiguous per time step
         Ct = C.detach().transpose(1, 2).contiguous().numpy()
-        y = np.empty_like(un)
-        last = np.empty((nb, nd, N), dtype=un.dtype)
-        ckpt = np.empty((nb, nd, -(-L // _CHUNK), N), dtype=un.dtype)
+        AT = np.ascontiguousarray(_np(A).T)                      # [N, d]: channels contiguous, for the lanes
+        ys, out = np.empty_like(un), np.empty_like(un)
+        last = np.empty((nb, nd, N), dtype)
+        ckpt = np.empty((nb, nd, -(-L // _CHUNK), N), dtype)
         numba.set_num_threads(_numba_threads())
-        _scan_fwd_kernel(un, dtn, An, Bt, Ct, y, last, ckpt, _CHUNK)
-        ctx.save_for_backward(u, dt, A, B, C)     # autograd's version check: an in-place change before backward raises
-        ctx.ckpt, ctx.BtCt = ckpt, (Bt, Ct)       # the time-major copies of B and C (copies: nothing aliases them)
-        return torch.from_numpy(y), torch.from_numpy(last)
+        _scan_fwd_kernel(un, dln, AT, Bt, Ct, Dn, zn, bn, bool(softplus), z is not None, ys, out, last, ckpt, _CHUNK)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)   # autograd's version check on in-place changes
+        ctx.kept = (Bt, Ct, ckpt, ys, bool(softplus))                # copies made here: nothing aliases them
+        return torch.from_numpy(out), torch.from_numpy(last)
 
     @staticmethod
-    def backward(ctx, gy, glast):
+    def backward(ctx, gout, glast):
         if torch.is_grad_enabled():                # create_graph=True: a second derivative was asked for
             raise RuntimeError("selective_scan: the 'numba' backend computes first derivatives only; for "
                                "create_graph=True (double backward) use backend='torch' or 'ref'")
-        u, dt, A, _, _ = ctx.saved_tensors         # (unpacking them is what checks their versions)
-        un, dtn, An = (t.detach().contiguous().numpy() for t in (u, dt, A))
-        (Bt, Ct), ckpt = ctx.BtCt, ctx.ckpt
+        u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors       # (unpacking them checks their versions)
+        Bt, Ct, ckpt, ys, softplus = ctx.kept
+        un, dln, An = _np(u), _np(delta), _np(A)
+        dtype = un.dtype
         nb, nd, L = un.shape
         N = An.shape[1]
-        gy = np.zeros_like(un) if gy is None else gy.detach().to(torch.from_numpy(un).dtype).contiguous().numpy()
-        glast = np.zeros((nb, nd, N), un.dtype) if glast is None else glast.detach().contiguous().numpy()
+        Dn, bn = _np(D, nd, dtype), _np(delta_bias, nd, dtype)
+        zn = _np(z) if z is not None else np.zeros((1, 1, 1), dtype)
+        go = np.zeros_like(un) if gout is None else _np(gout.to(u.dtype))
+        gl = np.zeros((nb, nd, N), dtype) if glast is None else _np(glast.to(u.dtype))
         nthr = _numba_threads()
         nblk = int(min(nd, max(1, -(-4 * nthr // nb))))        # enough (batch, block) programs for all threads
-        gu, gdt = np.empty_like(un), np.empty_like(un)
-        gA_b = np.empty((nb, nd, N), un.dtype)
-        gB_blk = np.zeros((nb, nblk, L, N), un.dtype)
-        gC_blk = np.zeros((nb, nblk, L, N), un.dtype)
+        gu, gdl = np.empty_like(un), np.empty_like(un)
+        gz = np.empty_like(un) if z is not None else np.zeros((1, 1, 1), dtype)
+        gA_b = np.empty((nb, nd, N), dtype)
+        gB_blk, gC_blk = np.zeros((nb, nblk, L, N), dtype), np.zeros((nb, nblk, L, N), dtype)
+        gD_b, gb_b = np.empty((nb, nd), dtype), np.empty((nb, nd), dtype)
         numba.set_num_threads(nthr)
-        _scan_bwd_kernel(un, dtn, An, Bt, Ct, ckpt, gy, glast, _CHUNK, nblk, gu, gdt, gA_b, gB_blk, gC_blk)
-        gB = torch.from_numpy(gB_blk.sum(1)).transpose(1, 2)
-        gC = torch.from_numpy(gC_blk.sum(1)).transpose(1, 2)
-        return torch.from_numpy(gu), torch.from_numpy(gdt), torch.from_numpy(gA_b.sum(0)), gB, gC
+        _scan_bwd_kernel(un, dln, An, Bt, Ct, Dn, zn, bn, softplus, z is not None, ys, ckpt, go, gl, _CHUNK, nblk,
+                         gu, gdl, gz, gA_b, gB_blk, gC_blk, gD_b, gb_b)
+        T = torch.from_numpy
+        grads = (T(gu), T(gdl), T(gA_b.sum(0)), T(gB_blk.sum(1)).transpose(1, 2), T(gC_blk.sum(1)).transpose(1, 2),
+                 T(gD_b.sum(0)) if D is not None else None, T(gz) if z is not None else None,
+                 T(gb_b.sum(0)) if delta_bias is not None else None, None)
+        return grads     # called with 5 inputs, the 4 trailing Nones are dropped by autograd
 
 # %% ../nbs/10_mamba_scan.ipynb #78e8b214
 def _doubling_scan(P, x, dim):
@@ -278,15 +422,19 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
     dtype_in = u.dtype
     cd = torch.float64 if dtype_in == torch.float64 else torch.float32
     u, delta, A, B, C = (t.to(cd) for t in (u, delta, A, B, C))
-    dt = delta if delta_bias is None else delta + delta_bias.to(cd)[:, None]
+    D, z, delta_bias = (None if t is None else t.to(cd) for t in (D, z, delta_bias))
+    if backend == "numba" and u.shape[-1] > 0:  # the kernels do the element-wise work themselves
+        out, last = _NumbaScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        out = out.to(dtype_in)
+        return (out, last) if return_last_state else out
+    dt = delta if delta_bias is None else delta + delta_bias[:, None]
     if delta_softplus: dt = F.softplus(dt)
     if u.shape[-1] == 0:                         # L = 0: nothing to scan, the state stays at zero (every backend)
         y, last = u * 0, u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
     else:
-        scan = {"ref": _scan_ref, "numba": _NumbaScan.apply, "torch": _scan_torch}[backend]
-        y, last = scan(u, dt, A, B, C)
-    out = y if D is None else y + u * D.to(cd)[:, None]
-    if z is not None: out = out * F.silu(z.to(cd))
+        y, last = {"ref": _scan_ref, "torch": _scan_torch}[backend](u, dt, A, B, C)
+    out = y if D is None else y + u * D[:, None]
+    if z is not None: out = out * F.silu(z)
     out = out.to(dtype_in)
     return (out, last) if return_last_state else out
 

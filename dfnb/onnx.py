@@ -7,7 +7,7 @@ Docs: https://dfnb.github.io/dfnb/onnx_stateful.html.md"""
 
 # %% auto #0
 __all__ = ['GRAPHS', 'make_stateful', 'make_combined', 'load_official', 'FrameDsp', 'export_dsp', 'make_full', 'export_dfn3',
-           'DfNet4Step', 'export_dfnet4', 'export_cli']
+           'DfNet4Step', 'DfNet4FullStep', 'export_dfnet4', 'export_cli']
 
 # %% ../nbs/40_onnx_stateful.ipynb #c914d1b7
 import configparser, copy, json, shutil, warnings
@@ -115,6 +115,8 @@ def load_official(stateful: bool = True) -> onnx.ModelProto:
 # %% ../nbs/40_onnx_stateful.ipynb #dd2eddbf
 import torch
 from torch import nn
+import torch.nn.functional as F
+from fastcore.basics import patch
 from .blocks import deep_filter_ri
 
 # %% ../nbs/40_onnx_stateful.ipynb #7c100bc9
@@ -339,23 +341,219 @@ class DfNet4Step(nn.Module):
         return (g.reshape(1, 1, 1, -1), cf.reshape(1, 1, cf.shape[-3], -1), ls.reshape(1, 1, 1),
                 *[t for _, t in _flat(self.template, new)])
 
-def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) -> dict:
-    "Export a `dfnb.dfnet4` model (DfNet4 / DfNet4Lite) as a per-frame stateful `combined.onnx` and `full.onnx`"
-    bad = [g for g in graphs if g not in ('combined', 'full')]
-    if bad: raise ValueError(f"graphs: DFNet4 export supports 'combined' and 'full', got {bad}")
-    if int(opset) < 18: raise ValueError(f'opset: DFNet4 export needs opset >= 18 (dynamo exporter), got {opset}')
-    c = model.config; model = model.eval().float()
-    cfg = _df_meta(c, model.O, c.df_lookahead, c.conv_lookahead)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    step = DfNet4Step(model)
-    args = (torch.zeros(1, 1, 1, c.nb_erb), torch.zeros(1, 2, 1, c.nb_df), *step.init_states())
+
+# %% ../nbs/40_onnx_stateful.ipynb #42e373de
+class _RowConv(nn.Module):
+    """`dfnb.dfnet4.FrameConv` on 2-D maps `x [F_in, k_t*C_in] -> [F_out, C_out]` (batch 1: no reshapes around the Gemm).
+    A *padded* map carries the zero row the frequency gather reads for out-of-range taps as its last row: `padded`
+    says the input has it (no `Concat`), `pad_out` makes the output have it (ReLU blocks only: one more output row,
+    gathered from zeros, with a bias of -1e30, comes out of the ReLU as exact zeros)."""
+    def __init__(self, fc):
+        super().__init__()
+        self.f_out, self.act = fc.f_out, fc.act
+        self.register_buffer('idx', fc.idx); self.register_buffer('W', fc.W); self.register_buffer('b', fc.b)
+        self.can_pad = isinstance(fc.act, nn.ReLU)
+        self.register_buffer('b_pad', torch.cat([fc.b.expand(fc.f_out, -1), torch.full((1, fc.b.shape[0]), -1e30)]))
+        self.register_buffer('idx_pad', None if fc.idx is None else torch.cat([fc.idx, torch.full((fc.kf,), fc.f_in)]))
+    def forward(self, x, transposed: bool = False, padded: bool = False, pad_out: bool = False):
+        "`transposed`: return the output as `[C_out, F_out]` (one Gemm with transposed operands, no Transpose node)"
+        if self.idx is not None:
+            if not padded: x = torch.cat([x, x.new_zeros(1, x.shape[1])], 0)
+            x = x.index_select(0, self.idx_pad if pad_out else self.idx).reshape(self.f_out + pad_out, -1)
+        b = self.b_pad if pad_out else self.b
+        y = torch.addmm(self.b[:, None], self.W.T, x.T) if transposed else torch.addmm(b, x, self.W)
+        return y if self.act is None else self.act(y)
+
+class _RowMamba(nn.Module):
+    """`dfnb.dfnet4._FusedMamba` on a row `x [1, d]`: conv state `[d_conv-1, d_inner]`, selective-scan state transposed,
+    `[d_state, d_inner]`, so that no step needs a transpose; the conv bias is one more tap, on a row of ones"""
+    def __init__(self, l):
+        super().__init__()
+        self.di, self.R, self.N, self.rms_eps, self.norm = l.di, l.R, l.N, l.rms_eps, l.norm
+        for k in ('rms_w', 'w_in', 'b_in', 'w_x', 'w_dt', 'b_dt', 'D', 'w_out', 'b_out'): self.register_buffer(k, getattr(l, k))
+        self.register_buffer('At', l.A.T.contiguous())                                # [N, d_inner]
+        self.register_buffer('conv_w', l.conv_w if l.conv_b is None else torch.cat([l.conv_w, l.conv_b[None]]))
+        self.register_buffer('ones', None if l.conv_b is None else torch.ones(1, l.di))
+    def forward(self, x, cs, ssm):
+        if self.rms_eps is not None: h = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.rms_eps) * self.rms_w
+        else: h = x if self.norm is None else self.norm(x)
+        xz = h @ self.w_in if self.b_in is None else torch.addmm(self.b_in, h, self.w_in)
+        xs, z = xz.split(self.di, -1)
+        win = torch.cat([cs, xs] if self.ones is None else [cs, xs, self.ones], 0)  # [d_conv (+1), d_inner]
+        u = F.silu((win * self.conv_w).sum(0, keepdim=True))
+        dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
+        dt = F.softplus(torch.addmm(self.b_dt, dt, self.w_dt))                         # [1, d_inner]
+        ssm = ssm * torch.exp(dt * self.At) + Bt.reshape(-1, 1) * (dt * u)              # [N, d_inner]
+        y = (Ct @ ssm + u * self.D) * F.silu(z)
+        y = y @ self.w_out if self.b_out is None else torch.addmm(self.b_out, y, self.w_out)
+        return x + y, win[1:cs.shape[0] + 1], ssm
+
+def _grouped_row(x, w):
+    "`dfnb.dfnet4._grouped` for one frame (`x` any shape with `I` elements): `[1, H]`"
+    if w.shape[0] > 1: return (x.reshape(w.shape[0], 1, -1) @ w).reshape(1, -1)
+    return (x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1)) @ w[0]      # no Reshape node for a row
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #4792d0ca
+def _dft_mats(dsp: FrameDsp) -> dict:
+    """`FrameDsp`'s two-stage DFTs re-arranged for few nodes. rfft: `a[s,n1,k2]` (stage 1 for re/im `s`, one batched
+    product with the input's transpose), twiddle as one product with `rT[s,d]`, stage 2 and the sum over `s` one matrix
+    `rH`. irfft: Hermitian extension by one gather and a sign row `herm_s`, stage 1 `fs1` as in `FrameDsp`, conjugate
+    twiddle `iT[s,d]`, stage 2 (real part only) one batched product `iG`, summed over `(s, d)`."""
+    N1, N2, N = dsp.N1, dsp.N2, dsp.N
+    W = lambda M: np.exp(-2j * np.pi * np.outer(np.arange(M), np.arange(M)) / M)
+    F1, F2 = W(N1), W(N2)
+    tw = np.exp(-2j * np.pi * np.outer(np.arange(N2), np.arange(N1)) / N)             # [N2, N1]
+    st = lambda *a: np.stack(a)
+    M = {(0, 0): F1.real, (0, 1): -F1.imag, (1, 0): F1.imag, (1, 1): F1.real}          # complex F1 as a real 2x2 block
+    H = np.zeros((2, N1, 2, 2, N1))
+    for do in range(2):
+        for dd in range(2): H[do, :, :, dd, :] = M[do, dd][:, None, :]
+    hs = dsp.imag_mask.double().numpy()[dsp.herm_idx.numpy()] * dsp.herm_sign.double().numpy()
+    return dict(r1=st(F2.real.T, F2.imag.T)[:, None], rT=st(st(tw.T.real, tw.T.imag), st(-tw.T.imag, tw.T.real)),
+                rH=H.reshape(2 * N1, 4 * N1), herm_s=st(np.ones(N), hs),
+                iT=st(st(tw.real, -tw.imag), st(tw.imag, tw.real)), iG=st(F1.real.T, F1.imag.T)[None].repeat(2, 0))
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #ba1c12f9
+_CONVS = ('erb_conv0', 'erb_conv1', 'erb_conv2', 'erb_conv3', 'df_conv0', 'df_conv1', 'conv3p', 'convt3', 'conv2p', 'convt2',
+          'conv1p', 'convt1', 'conv0p', 'conv0_out', 'df_convp')
+
+class DfNet4FullStep(nn.Module):
+    """One hop, samples to samples, as one function written for a small ONNX graph: `FrameDsp.front`, DFNet4's fused
+    network (`dfnb.dfnet4.FusedStep`'s weights) and `FrameDsp.back` on 2-D tensors (batch 1). Inputs and outputs as
+    `full.onnx`: `x, <DSP states>, atten_lim, <network states> -> y, lsnr, <new DSP states>, <new network states>`."""
+    def __init__(self, model, dsp: FrameDsp):
+        super().__init__()
+        fs = model.fuse_for_inference(); object.__setattr__(self, 'model', model)        # heads used as they are
+        self.convs = cv = nn.ModuleDict({k: _RowConv(getattr(fs, k)) for k in _CONVS})
+        # padded maps (see `_RowConv`) where every block that makes one is a ReLU block and every reader a gather
+        self.padded = (all(cv[k].can_pad for k in ('erb_conv0', 'erb_conv1', 'erb_conv2', 'convt3', 'convt2', 'convt1', 'conv2p',
+                                                   'conv1p', 'conv0p'))
+                       and all(cv[k].idx is not None for k in ('erb_conv0', 'erb_conv1', 'erb_conv2', 'erb_conv3', 'convt3', 'convt2',
+                                                               'convt1', 'conv0_out'))
+                       and all(cv[k].idx is None for k in ('conv2p', 'conv1p', 'conv0p')))
+        self.enc = nn.ModuleList([_RowMamba(l) for l in fs.enc]); self.df = nn.ModuleList([_RowMamba(l) for l in fs.df])
+        for k in ('w_df_emb', 'w_emb_in', 'b_emb_in', 'w_erb_fc', 'w_df_out', 'b_df_out'): self.register_buffer(k, getattr(fs, k))
+        self.E, self.Fd, self.C, self.O = fs.E, fs.Fd, fs.C, fs.O
+        self.hop, self.N, self.F, self.la, self.alpha, self.N1, self.N2 = dsp.hop, dsp.N, dsp.F, dsp.la, dsp.alpha, dsp.N1, dsp.N2
+        f32 = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
+        for k, v in _dft_mats(dsp).items(): self.register_buffer(k, f32(v))
+        for k in ('win_a', 'win_s', 'herm_idx', 'fs1', 'erb_fb', 'erb_init', 'unit_init'): self.register_buffer(k, getattr(dsp, k).clone())
+        inv = dsp.erb_inv.clone(); inv[:, :self.Fd] = 0
+        self.register_buffer('erb_inv', inv)                                  # ERB gains on the bins above the deep filter
+        K = np.array([[1, 0], [0, -1], [0, 1], [1, 0]])                      # [(d, s), s']: a complex product as real ones
+        self.register_buffer('dfK', f32(np.kron(np.eye(self.O), K)))           # one per tap: [(O, d, s), (O, s')]
+        # the plain DF head (one branch, no mixing weights): w_df_out's columns reordered so that the coefficients come
+        # out as [O, 2, Fd], the deep filter's layout, with no transpose
+        self.plain_df = (list(model.branches) == [(self.O, 1)] and model.res_weights is None and model.order_weights is None
+                         and self.w_df_out.shape[0] == 1)
+        if self.plain_df:
+            perm = torch.arange(self.Fd * self.O * 2).reshape(self.Fd, self.O, 2).permute(1, 2, 0).reshape(-1)
+            self.w_df_out = self.w_df_out[..., perm].contiguous()
+            if self.b_df_out is not None: self.b_df_out = self.b_df_out[perm].contiguous()
+        st, kt, E, Fd, C = fs.init_state(1), fs.kt, self.E, self.Fd, self.C
+        self.state_names = [n for n, _ in _flat(st, st)]
+        shp = {'erb_conv0': (E, kt['erb_conv0'] - 1), 'df_conv0': (Fd, 2 * (kt['df_conv0'] - 1)),
+               'df_convp': (Fd, C * (kt['df_convp'] - 1)), 'hybrid': tuple(st.get('hybrid', torch.zeros(0)).shape)}
+        for p, ls in (('enc', fs.enc), ('df', fs.df)):
+            for i, l in enumerate(ls): shp[f'{p}_{i}_0'] = (l.conv_w.shape[0] - 1, l.di); shp[f'{p}_{i}_1'] = (l.N, l.di)
+        self.state_shapes = [shp[n] for n in self.state_names]
+
+    def init_states(self) -> list: return [torch.zeros(s) for s in self.state_shapes]
+
+    def dsp_states(self) -> dict:
+        "The signal path's states, zero, in `full.onnx`'s input order"
+        z = torch.zeros
+        return dict(ana_mem0=z(self.hop), erb_norm0=z(1, 1, self.E), unit_norm0=z(1, 1, self.Fd),
+                    spec_buf0=z(self.O - 1, 1, 2, self.F), syn_mem0=z(self.hop), step0=z(1))
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #04c5ad1f
+@patch
+def front(self: DfNet4FullStep, x, ana_mem0, erb_norm0, unit_norm0):
+    "`FrameDsp.front`: hop `[H]` -> spectrum `[1,1,2,F]` (re; im), ERB and DF features, new norm states"
+    N1, N2, a = self.N1, self.N2, self.alpha
+    X = (torch.cat([ana_mem0, x]) * self.win_a).reshape(N2, N1)
+    b = (X.T @ self.r1) * self.rT                                                  # [s, d, N1, N2]
+    c = (self.rH @ b.reshape(4 * N1, N2)).reshape(1, 1, 2, self.N)[..., :self.F]  # [1, 1, 2, F]: re; im
+    de = torch.log((c * c).sum(2) @ self.erb_fb + 1e-10) * float(10 / np.log(10)) - self.erb_init  # e - init [1, 1, E]
+    s_e = erb_norm0 * a + de * (1 - a)                     # the state, mu - init = (s0 + init) a + e (1 - a) - init
+    fe = (de - s_e) / 40.0                                 # (e - mu) / 40
+    d = c[..., :self.Fd]
+    nu = (unit_norm0 + self.unit_init) * a + torch.sqrt((d * d).sum(2)) * (1 - a)
+    fs = d / torch.sqrt(nu)
+    return c, fe, fs, s_e, nu - self.unit_init
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #7acbc428
+@patch
+def back(self: DfNet4FullStep, c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim):
+    "`FrameDsp.back` on the `[O,1,2,F]` frame buffer, gains `[E,1]`, coefficients `[(O,2),Fd]`"
+    O, la = self.O, self.la
+    frames = torch.cat([spec_buf0, c], 0)                                          # [O, 1, 2, F]
+    xc = frames[O - 1 - la]                                                        # [1, 2, F]
+    C2 = (self.dfK @ coefs).reshape(O, 2, 2, self.Fd)                              # coefs [(O, 2), Fd] -> [O, d, s, Fd]
+    y_df = (frames[..., :self.Fd] * C2).sum((0, 2))                                # [2, Fd]
+    y = xc * (gains.T @ self.erb_inv) + F.pad(y_df, (0, self.F - self.Fd))
+    y = (y + (xc - y) * atten_lim) * (step0 >= la).to(y.dtype)
+    Y = (y.index_select(-1, self.herm_idx) * self.herm_s).reshape(2 * self.N2, self.N1)
+    A = (self.fs1 @ Y).reshape(2, 1, self.N2, self.N1) * self.iT                  # [s, d, N2, N1]
+    t = (self.iG @ A.transpose(-1, -2)).sum((0, 1)).reshape(-1) * self.win_s        # [N]: x[N2 n1 + n2]
+    out, syn = t.split(self.hop)
+    return out + syn_mem0, frames[1:], syn, torch.clamp(step0 + 1, max=float(la))
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #cd3db591
+@patch
+def forward(self: DfNet4FullStep, x, ana_mem0, erb_norm0, unit_norm0, spec_buf0, syn_mem0, step0, atten_lim, *states):
+    "The network of `FusedStep` between `front` and `back`, with each state's new value collected in `new`"
+    m, cv, S, new = self.model, self.convs, dict(zip(self.state_names, states)), {}
+    c, fe, fs, erb1, unit1 = self.front(x, ana_mem0, erb_norm0, unit_norm0)
+    def window(k, v):
+        w = torch.cat([S[k], v], -1); new[k] = w[:, v.shape[-1]:]; return w
+    P = self.padded                                                    # e0, e1, e2 and the decoder maps carry their zero row
+    e0 = cv['erb_conv0'](window('erb_conv0', fe.reshape(-1, 1)), pad_out=P)      # [E (+1), C]
+    e1 = cv['erb_conv1'](e0, padded=P, pad_out=P); e2 = cv['erb_conv2'](e1, padded=P, pad_out=P)
+    e3 = cv['erb_conv3'](e2, padded=P)
+    c0 = cv['df_conv0'](window('df_conv0', fs.reshape(2, -1).T))                  # [Fd, C]
+    c1 = cv['df_conv1'](c0)
+    emb = e3.reshape(1, -1) + F.relu(_grouped_row(c1, self.w_df_emb))
+    if m.hybrid is not None:
+        h = torch.cat([S['hybrid'], m.hybrid.features(fs.reshape(1, 2, 1, self.Fd))], 2)
+        new['hybrid'] = h[:, :, 1:]
+        emb = emb + m.hybrid(h)[:, 0]
+    z = torch.addmm(self.b_emb_in, emb, self.w_emb_in)
+    for i, l in enumerate(self.enc): z, new[f'enc_{i}_0'], new[f'enc_{i}_1'] = l(z, S[f'enc_{i}_0'], S[f'enc_{i}_1'])
+    z = m.enc_norm(z)
+    lsnr = m._lsnr(z)
+    y = F.relu(_grouped_row(z, self.w_erb_fc)).reshape(self.E // 4, self.C)
+    y = cv['convt3'](cv['conv3p'](e3) + y, pad_out=P)
+    y = cv['convt2'](cv['conv2p'](e2, padded=P, pad_out=P) + y, padded=P, pad_out=P)
+    y = cv['convt1'](cv['conv1p'](e1, padded=P, pad_out=P) + y, padded=P, pad_out=P)
+    gains = cv['conv0_out'](cv['conv0p'](e0, padded=P, pad_out=P) + y, padded=P)  # [E, 1]
+    zd = z
+    for i, l in enumerate(self.df): zd, new[f'df_{i}_0'], new[f'df_{i}_1'] = l(zd, S[f'df_{i}_0'], S[f'df_{i}_1'])
+    raw = _grouped_row(zd, self.w_df_out)
+    if self.b_df_out is not None: raw = raw + self.b_df_out
+    if self.plain_df:                                                             # [(O, 2), Fd]
+        coefs = torch.tanh(raw).reshape(2 * self.O, self.Fd) + cv['df_convp'](window('df_convp', c0), True)
+    else:
+        cp = cv['df_convp'](window('df_convp', c0)).reshape(1, 1, self.Fd, self.O, 2)
+        coefs = m._df_coefs(torch.tanh(raw)[:, None], zd[:, None], cp)[0, 0].permute(1, 2, 0).reshape(2 * self.O, self.Fd)
+    y, buf1, syn1, step1 = self.back(c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim)
+    return (y, lsnr.reshape(1), x, erb1, unit1, buf1, syn1, step1, *[new[n] for n in self.state_names])
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #165dba0a
+def _dynamo_export(mod, args, ins, outs, opset: int, table=None) -> onnx.ModelProto:
+    "`mod(*args)` through the `torch.export`-based exporter, then constant folding only; `table`: custom translations"
     import logging
     lg = logging.getLogger('torch.onnx._internal.exporter._registration'); lvl = lg.level; lg.setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
-        prog = torch.onnx.export(step, args, dynamo=True, opset_version=int(opset), verbose=False, optimize=False,
-                                 input_names=['feat_erb', 'feat_spec', *[n + '_s0' for n in step.state_names]],
-                                 output_names=['m', 'coefs', 'lsnr', *[n + '_s1' for n in step.state_names]])
+        prog = torch.onnx.export(mod, tuple(args), dynamo=True, opset_version=int(opset), verbose=False, optimize=False,
+                                 input_names=ins, output_names=outs, custom_translation_table=table)
     lg.setLevel(lvl)
     # Not the exporter's default `optimize=True`: onnxscript's rewrite rules match constants within 1e-8 of zero as
     # zero, so `x + 1e-8 -> x`, and the hybrid branch's log10(p + 1e-8) became -inf (then NaN) on silence. Constant
@@ -363,12 +561,55 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     from onnxscript import optimizer as _opt
     from onnxscript.ir.passes.common import RemoveUnusedNodesPass
     _opt.fold_constants(prog.model); RemoveUnusedNodesPass()(prog.model)
-    net = prog.model_proto
+    return prog.model_proto
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #505c8028
+def _softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    "`aten.softplus` (beta 1, as `dfnb.mamba` uses it) as ONNX `Softplus`; the default translation adds a threshold branch"
+    from onnxscript import opset18 as op
+    return op.Softplus(x)
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #874e061b
+def _export_full_step(step: DfNet4FullStep, opset: int = 18) -> onnx.ModelProto:
+    "Export a `DfNet4FullStep` (one hop, samples to samples) as `full.onnx`: I/O names of `make_full`, Softplus as one node"
+    d = step.dsp_states()
+    ins = ['x', *d, 'atten_lim', *[n + '_s0' for n in step.state_names]]
+    outs = ['y', 'lsnr', *[k[:-1] + '1' for k in d], *[n + '_s1' for n in step.state_names]]
+    m = _dynamo_export(step, (torch.zeros(step.hop), *d.values(), torch.zeros(1), *step.init_states()), ins, outs, opset,
+                       {torch.ops.aten.softplus.default: _softplus})
+    g = m.graph
+    for v, want in zip(g.input, ins):              # an input returned as it is (x -> ana_mem1) took the output's name
+        if v.name != want:
+            old = v.name; v.name = want
+            for n in g.node: n.input[:] = [want if i == old else i for i in n.input]
+            g.node.append(helper.make_node('Identity', [want], [old], name=f'{want}_as_{old}'))
+    return m
+
+
+# %% ../nbs/40_onnx_stateful.ipynb #6370cba7
+def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18, full_graph: str = 'step') -> dict:
+    """Export a `dfnb.dfnet4` model (DfNet4 / DfNet4Lite) as a per-frame stateful `combined.onnx` and `full.onnx`;
+    `full_graph`: 'step' (one export of `DfNet4FullStep`, the small graph) or 'inlined' (front + combined + back)"""
+    bad = [g for g in graphs if g not in ('combined', 'full')]
+    if bad: raise ValueError(f"graphs: DFNet4 export supports 'combined' and 'full', got {bad}")
+    if int(opset) < 18: raise ValueError(f'opset: DFNet4 export needs opset >= 18 (dynamo exporter), got {opset}')
+    if full_graph not in ('step', 'inlined'): raise ValueError(f"full_graph: expected 'step' or 'inlined', got {full_graph!r}")
+    c = model.config; model = model.eval().float()
+    cfg = _df_meta(c, model.O, c.df_lookahead, c.conv_lookahead)
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    step = DfNet4Step(model)
+    args = (torch.zeros(1, 1, 1, c.nb_erb), torch.zeros(1, 2, 1, c.nb_df), *step.init_states())
+    net = _dynamo_export(step, args, ['feat_erb', 'feat_spec', *[n + '_s0' for n in step.state_names]],
+                         ['m', 'coefs', 'lsnr', *[n + '_s1' for n in step.state_names]], opset)
     written = {'combined': out/'combined.onnx'}
     net = _save(net, out/'combined.onnx', int(opset))
-    front, back = export_dsp(FrameDsp(c, model.O, c.conv_lookahead), opset=int(opset))
+    dsp = FrameDsp(c, model.O, c.conv_lookahead); front, back = export_dsp(dsp, opset=int(opset))
     for n, m in (('front', front), ('back', back)): _save(m, out/f'{n}.onnx', int(opset)); written[n] = out/f'{n}.onnx'
-    if 'full' in graphs: _save(make_full(net, front, back), out/'full.onnx', int(opset)); written['full'] = out/'full.onnx'
+    if 'full' in graphs:
+        full = _export_full_step(DfNet4FullStep(model, dsp), opset) if full_graph == 'step' else make_full(net, front, back)
+        _save(full, out/'full.onnx', int(opset)); written['full'] = out/'full.onnx'
     ini = configparser.ConfigParser()
     ini['df'] = {k: str(cfg[k]) for k in ('sr', 'fft_size', 'hop_size', 'nb_erb', 'nb_df', 'norm_tau', 'min_nb_erb_freqs', 'df_order', 'df_lookahead')}
     ini['deepfilternet'] = {'conv_lookahead': str(cfg['conv_lookahead'])}
@@ -376,7 +617,7 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18) 
     L = cfg['conv_lookahead']
     meta = dict(model=type(model).__name__, sample_rate=cfg['sr'], hop_size=cfg['hop_size'], fft_size=cfg['fft_size'],
                 lookahead_frames=L, delay_samples=cfg['fft_size'] - cfg['hop_size'] + L * cfg['hop_size'], opset=int(opset),
-                graphs=sorted(written), model_config=c.to_dict(), df=cfg,
+                graphs=sorted(written), full_graph=full_graph, model_config=c.to_dict(), df=cfg,
                 states={n: {i: [d.dim_value for d in value_info(onnx.load(str(p)).graph, i).type.tensor_type.shape.dim]
                             for i in state_pairs(onnx.load(str(p)))} for n, p in written.items()},
                 contract='as for DeepFilterNet3: <s>0 inputs / <s>1 outputs are states starting at zero')
@@ -401,7 +642,8 @@ def export_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='dfnb-export-onnx', description='Export DeepFilterNet as per-frame stateful ONNX graphs '
                                  '(enc/erb_dec/df_dec, combined.onnx, full.onnx) plus the stateless sequence graphs.')
     ap.add_argument('model', help="'dfnet3' (official weights), a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, "
-                    "config.ini, a DFNet4 checkpoint file, or 'dfnet4' / 'dfnet4-lite' (untrained presets, for benchmarks)")
+                    "config.ini, a DFNet4 checkpoint file, 'dfnet4lite' (the trained DfNet4Lite dfnb ships), or "
+                    "'dfnet4-random' / 'dfnet4lite-random' (untrained presets, for benchmarks)")
     ap.add_argument('-o', '--out-dir', required=True, help='output directory')
     ap.add_argument('--graphs', nargs='+', default=list(GRAPHS), help=f'which graphs (default all): {" ".join(GRAPHS)}')
     ap.add_argument('--opset', type=int, default=None, help='ONNX opset (default: 12 for DFN3, the official graphs\' opset; 18 for DFNet4)')
@@ -415,13 +657,17 @@ def export_cli(argv=None) -> int:
     except OSError as e:
         print(f'dfnb-export-onnx: error: -o {out}: cannot write there ({e.strerror or type(e).__name__})', file=sys.stderr); return 2
     try:
-        if a.model in ('dfnet4', 'dfnet4-lite') or (Path(a.model).is_file()):
+        from dfnb.enhance import PRETRAINED, pretrained_path, _NAMES
+        from dfnb.checkpoint import _norm
+        shipped = _NAMES.get(_norm(a.model)) in PRETRAINED and not Path(a.model).exists()
+        if a.model in ('dfnet4-random', 'dfnet4lite-random') or shipped or Path(a.model).is_file():
             from dfnb import dfnet4
-            if a.model == 'dfnet4': m = dfnet4.DfNet4()
-            elif a.model == 'dfnet4-lite': m = dfnet4.DfNet4Lite()
+            if a.model == 'dfnet4-random': m = dfnet4.DfNet4()
+            elif a.model == 'dfnet4lite-random': m = dfnet4.DfNet4Lite()
             else:
                 from dfnb.checkpoint import load_model
-                try: m = load_model(a.model)
+                src = pretrained_path(a.model) if shipped else a.model
+                try: m = load_model(src)
                 except Exception as e: raise ValueError(f'model: {a.model} is not a readable dfnb checkpoint ({e})')
                 if not isinstance(m, dfnet4.DfNet4): raise ValueError(f'model: {a.model} holds a {type(m).__name__}; '
                                                                       "this command exports DFNet4 checkpoints (for DFN3 give 'dfnet3' or its folder)")
@@ -431,7 +677,7 @@ def export_cli(argv=None) -> int:
             if a.model in ('dfnet3', 'DeepFilterNet3'): src = None
             else:
                 p = Path(a.model)
-                if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3', 'dfnet4', 'dfnet4-lite' nor an existing path")
+                if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3', 'dfnet4lite', 'dfnet4-random', 'dfnet4lite-random' nor an existing path")
                 src = p
             w = export_dfn3(a.out_dir, graphs=a.graphs, opset=a.opset or 12, source=src)
     except (ValueError, OSError) as e:

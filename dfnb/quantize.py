@@ -134,7 +134,7 @@ def fold_weight_views(m: onnx.ModelProto) -> onnx.ModelProto:
     del g.node[:]; g.node.extend(keep); prune(g)
     return m
 
-def quant_targets(m: onnx.ModelProto, min_size: int = 16384, prefix: str = 'net/') -> list:
+def quant_targets(m: onnx.ModelProto, min_size: int = 16384, prefix: str = '') -> list:
     "Names of the network's MatMul / Gemm nodes whose weight is a 2-D initializer of at least `min_size` elements"
     inits = {i.name: i for i in m.graph.initializer}
     ok = lambda n: (n.op_type in ('MatMul', 'Gemm') and n.name.startswith(prefix) and n.input[1] in inits
@@ -197,7 +197,7 @@ def to_qdq(m: onnx.ModelProto, ranges: dict, targets) -> onnx.ModelProto:
     return m
 
 # %% ../nbs/44_quantize.ipynb #bb5ce613
-METHODS = {'qdq': 'int8', 'ort_static': 'int8_ort_static', 'ort_dynamic': 'int8_ort_dynamic'}
+METHODS = {'qdq': 'int8', 'ort_static': 'int8_ort_static', 'ort_dynamic': 'int8_ort_dynamic', 'nbits': 'int8_nbits'}
 
 def _calib_audio(seconds: float, seed: int = 10):
     "Noisy speech for calibration (not the audio the SNR is measured on): speech-like + pink noise at 5 dB"
@@ -218,6 +218,40 @@ def _ort_quantize(fp32: onnx.ModelProto, out: Path, method: str, feeds, targets)
                             nodes_to_quantize=targets, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         else: quantize_dynamic(str(src), str(tmp), nodes_to_quantize=targets, weight_type=QuantType.QInt8)
 
+# %% ../nbs/44_quantize.ipynb #0f458fb8
+def _gemm_to_matmul(m: onnx.ModelProto, targets) -> onnx.ModelProto:
+    "Each `Gemm` in `targets` (alpha = beta = 1, A not transposed) as `MatMul` (same name) + `Add` of its bias"
+    m = copy.deepcopy(m); g = m.graph; inits = {i.name: i for i in g.initializer}; out = []
+    for n in g.node:
+        if n.name not in targets or n.op_type != 'Gemm': out.append(n); continue
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if at.get('transA', 0) or at.get('alpha', 1.0) != 1.0 or at.get('beta', 1.0) != 1.0:
+            raise ValueError(f'{n.name}: only Gemm with alpha = beta = 1 and A not transposed is converted, got {at}')
+        w = n.input[1]
+        if at.get('transB', 0):
+            t = numpy_helper.from_array(numpy_helper.to_array(inits[w]).T.copy(), w + '_t'); g.initializer.append(t); w = t.name
+        y = n.output[0]
+        out.append(helper.make_node('MatMul', [n.input[0], w], [y + '_mm' if len(n.input) > 2 and n.input[2] else y], name=n.name))
+        if len(n.input) > 2 and n.input[2]: out.append(helper.make_node('Add', [y + '_mm', n.input[2]], [y], name=n.name + '_bias'))
+    del g.node[:]; g.node.extend(out); prune(g)
+    return m
+
+def _nbits_quantize(fp32: onnx.ModelProto, out: Path, targets, bits: int = 8, block: int = 32):
+    "ONNX Runtime's weight-only `MatMulNBits`: int8 weights in blocks of `block` along K, int8 arithmetic (accuracy level 4)"
+    import logging
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    m = _gemm_to_matmul(fp32, set(targets))
+    skip = [n.name for n in m.graph.node if n.op_type == 'MatMul' and n.name not in targets]   # (nodes_to_include alone
+    lg = logging.getLogger('onnxruntime.quantization.matmul_nbits_quantizer'); lvl = lg.level  # does not keep the DSP out)
+    lg.setLevel(logging.WARNING)
+    try:
+        q = MatMulNBitsQuantizer(m, bits=bits, block_size=block, is_symmetric=True, accuracy_level=4,
+                                 nodes_to_include=list(targets), nodes_to_exclude=skip)
+        q.process()
+    finally: lg.setLevel(lvl)
+    with atomic_file(out, '.onnx') as tmp: onnx.save(q.model.model, str(tmp))
+
+
 # %% ../nbs/44_quantize.ipynb #6e069497
 def export_int8(model, out_dir, method: str = 'qdq', calib_audio=None, calib_seconds: float = 3.0,
                 min_size: int = 16384, export_fp32: bool = True) -> Path:
@@ -231,9 +265,11 @@ def export_int8(model, out_dir, method: str = 'qdq', calib_audio=None, calib_sec
     fp32 = fold_weight_views(onnx.load(str(out / 'full.onnx')))
     targets = quant_targets(fp32, min_size)
     if not targets: raise ValueError(f'min_size: no MatMul / Gemm weight has >= {min_size} elements; nothing to quantise')
-    feeds = calibration_feeds(ort_session(fp32), _calib_audio(calib_seconds) if calib_audio is None else calib_audio)
+    calib = method in ('qdq', 'ort_static')                          # the weight-only / dynamic methods need no calibration
+    feeds = calibration_feeds(ort_session(fp32), _calib_audio(calib_seconds) if calib_audio is None else calib_audio) if calib else []
     d = out / METHODS[method]; d.mkdir(parents=True, exist_ok=True)
-    if method == 'qdq':
+    if method == 'nbits': _nbits_quantize(fp32, d / 'full.onnx', targets)
+    elif method == 'qdq':
         nodes = {n.name: n for n in fp32.graph.node}
         names = sorted({nodes[t].input[0] for t in targets} | {nodes[t].output[0] for t in targets})
         q = check_model(to_qdq(fp32, activation_ranges(fp32, names, feeds), targets))
@@ -242,8 +278,10 @@ def export_int8(model, out_dir, method: str = 'qdq', calib_audio=None, calib_sec
     with atomic_file(d / 'config.ini') as tmp: shutil.copy(out / 'config.ini', tmp)
     meta = json.loads((out / 'dfnb_onnx.json').read_text())
     meta.update(graphs=['full'], states={'full': meta['states']['full']},
-                quantization=dict(method=method, weights='int8 symmetric per output channel', nodes=targets,
-                                  activations='uint8 per tensor, calibrated' if method != 'ort_dynamic' else 'uint8 per tensor, dynamic',
+                quantization=dict(method=method, nodes=targets,
+                                  weights='int8 symmetric per block of 32 along K' if method == 'nbits' else 'int8 symmetric per output channel',
+                                  activations={'ort_dynamic': 'uint8 per tensor, dynamic', 'nbits': 'int8 per block, dynamic (accuracy level 4)'}
+                                  .get(method, 'uint8 per tensor, calibrated'),
                                   calibration_hops=len(feeds)))
     with atomic_file(d / 'dfnb_onnx.json') as tmp: tmp.write_text(json.dumps(meta, indent=1))
     return d

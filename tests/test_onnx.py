@@ -265,3 +265,37 @@ def test_dfnet4_fused_export_all_options(tmp_path, noisy):
     assert np.abs(y - ref).max() <= 1e-4
     ops = [n.op_type for n in onnx.load(str(tmp_path / "t" / "combined.onnx")).graph.node]
     assert not {"ConvTranspose", "BatchNormalization", "Einsum"} & set(ops) and ops.count("Conv") <= 1   # only the hybrid Conv1d
+
+
+def test_dfnet4_full_step_equals_inlined(tmp_path, noisy):
+    """full.onnx from DfNet4FullStep (the default) and the inlined front + combined + back graph (`full_graph='inlined'`,
+    the graph before it, still exported and loadable): the same stream, the same state names, fewer nodes"""
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    from dfnb.onnx import export_dfnet4
+    torch.manual_seed(3)
+    m = dfnet4.DfNet4Lite().eval()
+    a = export_dfnet4(m, tmp_path / "step"); b = export_dfnet4(m, tmp_path / "inl", full_graph="inlined")
+    assert json.loads(a["config"].read_text())["full_graph"] == "step"
+    x = noisy[:24000]
+    ya = StreamingEnhancer(tmp_path / "step").process(x)
+    yb = StreamingEnhancer(tmp_path / "inl").process(x)
+    yc = StreamingEnhancer(tmp_path / "step", iobinding=False).process(x)
+    assert np.abs(ya - yb).max() <= 1e-5 and np.array_equal(ya, yc)
+    ga, gb = (onnx.load(str(w["full"])) for w in (a, b))
+    assert state_pairs(ga) == state_pairs(gb) and len(ga.graph.node) < 0.7 * len(gb.graph.node)
+    with pytest.raises(ValueError, match="full_graph"): export_dfnet4(m, tmp_path / "x", full_graph="fast")
+
+
+def test_iobinding_resets_on_nonfinite_state(tmp_path):
+    "The IOBinding path checks every new state (one sum over its arena): a hop that would poison the state restarts the stream"
+    dfnet4 = pytest.importorskip("dfnb.dfnet4")
+    from dfnb.onnx import export_dfnet4
+    torch.manual_seed(0)
+    export_dfnet4(dfnet4.DfNet4Lite().eval(), tmp_path / "m")
+    se = StreamingEnhancer(tmp_path / "m")
+    for _ in range(5): se.process_frame(np.full(480, 0.1, np.float32))
+    with pytest.warns(RuntimeWarning):
+        y = se.process_frame(np.full(480, 3e38, np.float32))
+    assert se.state_resets == 1 and not y.any()
+    assert all(not v.any() for v in se.states["full"].values())
+    assert np.isfinite(se.process_frame(np.full(480, 0.1, np.float32))).all()

@@ -1,6 +1,5 @@
 """The trained DfNet4Lite that ships with dfnb: it loads by every name the migration guide and DeepFilterNet use,
 enhances, streams through dfnb-enhance, and its metadata says how it was made; init_df reads dfnb-train run folders."""
-import json, subprocess, sys
 import numpy as np, pytest, torch
 from dfnb import init_df, enhance
 from dfnb.enhance import pretrained_path, enhance_cli
@@ -49,3 +48,14 @@ def test_run_folder_epochs(tmp_path):
 
 def test_dfnet4_is_not_shipped_and_says_so():
     with pytest.raises(ValueError, match="dfnb-train --model-type dfnet4"): init_df(model_base_dir="DeepFilterNet4")
+
+def test_dfnb_export_onnx_ships_it(tmp_path):
+    "dfnb-export-onnx dfnet4lite writes the shipped weights as a streaming folder that StreamingEnhancer runs."
+    from dfnb.onnx import export_cli
+    from dfnb.streaming import StreamingEnhancer
+    assert export_cli(["dfnet4lite", "-o", str(tmp_path / "exp")]) == 0
+    se = StreamingEnhancer(tmp_path / "exp")
+    x = (0.1 * pink_noise(4800, seed=3)).astype(np.float32)
+    y = se.process(x)
+    assert y.shape == (4800,) and np.isfinite(y).all()
+    assert export_cli(["dfnet4", "-o", str(tmp_path / "exp4")]) == 2               # no trained DfNet4 ships: an error, not random weights
