@@ -23,7 +23,7 @@ def main():
     torch.set_num_threads(a.threads)
     bs, secs, reps = (4, 1.0, 2) if a.quick else (8, 3.0, 3)
     tmp = tempfile.mkdtemp()
-    corpus = make_corpus(f"{tmp}/corpus", minutes=0.6, sources=("synth",), noise_minutes=0.2, n_rirs=4, progress=lambda m: None)
+    corpus = make_corpus(f"{tmp}/corpus", minutes=3.0, sources=("synth",), noise_minutes=0.2, n_rirs=4, progress=lambda m: None)
     teacher = load_official_dfnet3()
     rows, data = [], {}
     for mt in ("dfnet4lite", "dfnet4"):

@@ -285,14 +285,20 @@ def train_step(self: Trainer, b: dict) -> dict:
     t0 = time.perf_counter(); lr, wd = self._set_lr()
     b = self._to_device(b)
     self.net.train(); self.opt.zero_grad(set_to_none=True)
-    total, terms, y, s = self._losses(b)
+    bufs = [(x, x.clone()) for x in self.base.buffers()]              # BatchNorm statistics, to undo a bad batch
+    try: total, terms, y, s = self._losses(b); raised = False
+    except (ValueError, RuntimeError) as e:                      # e.g. synthesis refusing a NaN spectrum
+        if not any(w in str(e).lower() for w in ("nan", "finite", "inf")): raise
+        total, terms, y, s, raised = sum(p.sum() for p in self.base.parameters()) * 0.0, {}, None, None, True
     total.backward()
     gn = torch.nn.utils.clip_grad_norm_(self.base.parameters(), self.cfg.clip_grad_norm)
-    ok = self._finite_everywhere(bool(torch.isfinite(total)) and bool(torch.isfinite(gn)))
+    ok = self._finite_everywhere(not raised and bool(torch.isfinite(total)) and bool(torch.isfinite(gn)))
     rec = {"step": self.step, "epoch": self.epoch, "loss": float(total.detach()), "lr": lr, "wd": wd, "grad_norm": float(gn)} | terms
     if ok: self.opt.step()
     else:
         self.opt.zero_grad(set_to_none=True); self.n_skipped += 1; rec["skipped"] = True
+        with torch.no_grad():
+            for x, x0 in bufs: x.copy_(x0)                          # a NaN batch must not poison the running statistics
         if self.n_skipped > self.cfg.max_nans:
             raise FloatingPointError(f"dfnb-train: {self.n_skipped} non-finite batches (more than max_nans={self.cfg.max_nans}); "
                                      f"lower lr or check the data (last at step {self.step})")
@@ -379,15 +385,17 @@ def resume(self: Trainer, path=None) -> Trainer:
         self.d_base.load_state_dict(s["disc_state_dict"]); self.d_opt.load_state_dict(s["disc_optimizer"])
     for k in ("epoch", "batch_in_epoch", "step", "n_skipped", "best", "bad_epochs", "wall"): setattr(self, k, s[k])
     self.n_log = s["n_log"] if "n_log" in s else _log_lines_before(self.out / "log.jsonl", s["step"], s["epoch"])
-    old = ck.get("metadata") or {}
-    self.meta["command_history"] = old.get("command_history", [old.get("command")]) + [self.meta["command"]]
+    old = ck.get("metadata") or {}                               # the run's origin stays; each resume is appended
+    for k in ("command", "commit"):
+        self.meta[f"{k}_history"] = old.get(f"{k}_history", [old.get(k)]) + [self.meta[k]]
+        self.meta[k] = old.get(k, self.meta[k])
     torch.set_rng_state(s["rng"])
     return self
 
 # %% ../nbs/46_train.ipynb #98f113ad
 @patch
 def _loader(self: Trainer, batches):
-    if self.loader_kind == "libdfdata": return _libdfdata_batches(self, len(batches))
+    if self.loader_kind == "libdfdata": return self._libdfdata_batches(len(batches))
     return torch.utils.data.DataLoader(self.train_ds, batch_sampler=batches, collate_fn=self.collate,
                                        num_workers=self.cfg.num_workers, generator=torch.Generator())  # not the global RNG
 
@@ -413,19 +421,24 @@ def fit(self: Trainer, progress: bool = True, stop_at: int | None = None) -> Tra
             if self.step >= self.total or self.step == stop_at: break
         if self.batch_in_epoch >= len(batches): self._end_epoch()
         if self.bad_epochs > self.cfg.early_stopping_patience or self.step == stop_at: break
+    if self.step >= self.total and self.batch_in_epoch: self._validate_and_keep()       # the schedule ended mid-epoch
     self.save(); bar(None)
     return self
 
 # %% ../nbs/46_train.ipynb #972e10c5
 @patch
 def _end_epoch(self: Trainer):
-    v = self.validate()
     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-    if v is not None:
-        self._log({"step": self.step, "epoch": self.epoch, "valid_loss": v})
-        if v < self.best: self.best, self.bad_epochs = v, 0; self.save("best.pt")
-        else: self.bad_epochs += 1
-    self.save()
+    self._validate_and_keep(); self.save()
+
+@patch
+def _validate_and_keep(self: Trainer):
+    "Validate; log it; `best.pt` when it improves, else one more epoch without improvement."
+    v = self.validate()
+    if v is None: return
+    self._log({"step": self.step, "epoch": self.epoch, "valid_loss": v})
+    if v < self.best: self.best, self.bad_epochs = v, 0; self.save("best.pt")
+    else: self.bad_epochs += 1
 
 def _log_lines_before(path: Path, step: int, epoch: int) -> int:
     "How many lines of the log a checkpoint at `step`/`epoch` had seen (for checkpoints that did not count them)."
@@ -566,7 +579,9 @@ def train_cli(argv=None) -> int:
         t.fit(progress=not a.no_progress, stop_at=a.stop_at)
     except (ValueError, FileNotFoundError, FloatingPointError) as e: err(e); return 2
     finally:
-        if dist.is_initialized(): dist.destroy_process_group()
+        if dist.is_initialized():
+            try: dist.barrier()                                 # every rank done (rank 0 may still be writing) before teardown
+            finally: dist.destroy_process_group()
     if rank == 0: print(f"dfnb-train: {t.step} steps, checkpoints in {a.out_dir / 'checkpoints'}")
     return 0
 
