@@ -238,6 +238,7 @@ def _setup_optim(self: Trainer, gan):
         self.d_base = d
         self.disc = nn.parallel.DistributedDataParallel(d) if self.world > 1 else d
         self.d_opt = torch.optim.AdamW(d.parameters(), lr=gan.pop("lr", 2e-4), betas=(0.5, 0.9), amsgrad=True)
+        if gan: raise ValueError(f"--gan config: unknown keys {sorted(gan)}; expected 'discriminator', 'loss', 'lr'")
 
 # %% ../nbs/46_train.ipynb #0f42d8e8
 @patch

@@ -75,6 +75,8 @@ def test_refusals(corpus, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert train_cli(args(corpus, tmp_path / "x", "--set", "batch_sise=4")) == 2
     assert "unknown settings" in capsys.readouterr().err
+    assert train_cli(args(corpus, tmp_path / "g", "--gan", '{"discrimnator": {}}')) == 2
+    assert "unknown keys" in capsys.readouterr().err
     assert train_cli([str(tmp_path / "no.cfg"), str(corpus), str(tmp_path / "y")]) == 2
     assert "no dataset config" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
