@@ -20,13 +20,20 @@ from .checkpoint import load_model, _norm
 from .official import OnnxDfNet3
 
 # %% auto #0
-__all__ = ['PRETRAINED', 'RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'pretrained_path', 'init_df',
-           'lsnr_stages', 'enhance', 'BlockEnhancer', 'output_format', 'enhance_file', 'enhance_cli']
+__all__ = ['PRETRAINED', 'RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'shipped_name',
+           'pretrained_path', 'init_df', 'lsnr_stages', 'enhance', 'BlockEnhancer', 'output_format', 'enhance_file',
+           'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
 PRETRAINED = {"dfnet4lite": "dfnet4lite.pt", "dfnet4": "dfnet4.pt"}   # trained dfnb models shipped in dfnb/models
 _NAMES = {"dfnet3": "dfnet3", "deepfilternet3": "dfnet3", "dfnet3onnx": "dfnet3-onnx", "onnx": "dfnet3-onnx",
           "dfnet4": "dfnet4", "deepfilternet4": "dfnet4", "dfnet4lite": "dfnet4lite", "deepfilternet4lite": "dfnet4lite"}
+
+def shipped_name(model) -> str | None:
+    "The `PRETRAINED` key `model` names (`'DeepFilterNet4Lite'`, `'dfnet4-lite'`, ...), or None (an existing path never is one)."
+    if not isinstance(model, str) or Path(model).exists(): return None
+    key = _NAMES.get(_norm(model))
+    return key if key in PRETRAINED else None
 
 def pretrained_path(name: str) -> Path:
     "The checkpoint of a trained dfnb model shipped with the package (`'dfnet4lite'`, `'dfnet4'`)."
@@ -76,7 +83,7 @@ def _load(model, device, epoch):
         from dfnb.dfnet3 import load_official_dfnet3
         return load_official_dfnet3(), "DeepFilterNet3"
     if key == "dfnet3-onnx": return OnnxDfNet3(), "DeepFilterNet3-onnx"
-    if key in PRETRAINED: return load_model(pretrained_path(key), map_location=device), {"dfnet4": "DeepFilterNet4", "dfnet4lite": "DeepFilterNet4Lite"}[key]
+    if shipped_name(model): return load_model(pretrained_path(key), map_location=device), {"dfnet4": "DeepFilterNet4", "dfnet4lite": "DeepFilterNet4Lite"}[key]
     p = Path(model)
     if not p.exists():
         raise ValueError(f"model: expected 'dfnet3', 'dfnet3-onnx', 'dfnet4lite', 'dfnet4', a model file or a directory; got {model!r} (not found)")

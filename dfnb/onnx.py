@@ -657,9 +657,8 @@ def export_cli(argv=None) -> int:
     except OSError as e:
         print(f'dfnb-export-onnx: error: -o {out}: cannot write there ({e.strerror or type(e).__name__})', file=sys.stderr); return 2
     try:
-        from dfnb.enhance import PRETRAINED, pretrained_path, _NAMES
-        from dfnb.checkpoint import _norm
-        shipped = _NAMES.get(_norm(a.model)) in PRETRAINED and not Path(a.model).exists()
+        from dfnb.enhance import pretrained_path, shipped_name
+        shipped = shipped_name(a.model) is not None
         if a.model in ('dfnet4-random', 'dfnet4lite-random') or shipped or Path(a.model).is_file():
             from dfnb import dfnet4
             if a.model == 'dfnet4-random': m = dfnet4.DfNet4()
