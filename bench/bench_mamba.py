@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/bench_mamba.py            # full run (the "ref" backward on the long case takes minutes)
     .venv/bin/python bench/bench_mamba.py --quick    # "ref" timed on the first 300 frames (full width), scaled by L
+    .venv/bin/python bench/bench_mamba.py --quick --targets skylake-avx512,sapphirerapids   # + Numba for other CPUs
 
 Reports milliseconds, state updates per second (batch*d_inner*L*d_state / time) and the ratio against "ref";
 the per-frame cost of the streaming step (`selective_scan_step`, `MambaBlock.step`); and a profile of the Numba
 kernels (where the time goes: threads, element-wise work, exp, the inner loops on data in L1, against the
-arithmetic limit). The CUDA section runs only where torch sees a GPU.
+arithmetic limit). With --targets, the Numba backend is also timed compiled for other CPUs (NUMBA_CPU_NAME=<name>
+in a child process: that CPU's tuning with this machine's instruction set), e.g. Intel's on an AMD machine. Every
+figure is the best of --reps runs, with the slowest beside it. The CUDA section runs only where torch sees a GPU.
 """
-import argparse, os, time
+import argparse, json, os, subprocess, sys, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before torch loads its OpenMP runtime (see dfnb.mamba)
 import numpy as np
 import torch
@@ -17,7 +20,7 @@ from _results import table, write_results
 from dfnb import mamba as M
 from dfnb.mamba import selective_scan, selective_scan_step, MambaBlock
 
-CASES = [(8, 512, 300, 64), (1, 512, 6000, 16)]
+CASES = [(8, 512, 300, 64), (1, 512, 6000, 16), (2, 384, 500, 16), (2, 384, 500, 64)]
 
 
 def inputs(b, d, L, n, device="cpu", seed=0):
@@ -32,13 +35,14 @@ def sync(device):
     if device.startswith("cuda"): torch.cuda.synchronize()
 
 
-def timeit(fn, reps, device, warmup=1):
+def timeit(fn, reps, device, warmup=1, all_times=False):
+    "Best wall time of `reps` calls (all of them with `all_times`), after `warmup` calls."
     for _ in range(warmup): fn()
     sync(device)
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter(); fn(); sync(device); ts.append(time.perf_counter() - t0)
-    return min(ts)
+    return ts if all_times else min(ts)
 
 
 def run_case(case, backends, device, reps, quick):
@@ -61,24 +65,57 @@ def run_case(case, backends, device, reps, quick):
         slow = be == "ref" or (be == "torch" and device == "cpu")    # seconds per call: one timed run, no warm-up
         nrep, warm = (1, 0) if slow else (reps, 1)
         with torch.no_grad():
-            tf = timeit(fwd, nrep, device, warmup=warm) * scale
-        tb = timeit(fwdbwd, nrep, device, warmup=warm) * scale
-        rows.append((be, tf, tb, "*" if scale != 1 else ""))
+            tfs = [t * scale for t in timeit(fwd, nrep, device, warmup=warm, all_times=True)]
+        tbs = [t * scale for t in timeit(fwdbwd, nrep, device, warmup=warm, all_times=True)]
+        rows.append((be, min(tfs), min(tbs), "*" if scale != 1 else "", tfs, tbs))
     ref = {r[0]: r for r in rows}.get("ref")
     upd = b * d * L * n
     print(f"\n(batch {b}, d_inner {d}, L {L}, d_state {n}) on {device}: {upd / 1e6:.0f} M state updates")
     print(f"{'backend':8s} {'fwd ms':>10s} {'fwd Gupd/s':>11s} {'fwd x ref':>10s} {'f+b ms':>10s} {'f+b Gupd/s':>11s} {'f+b x ref':>10s}")
-    for be, tf, tb, mark in rows:
+    for be, tf, tb, mark, *_ in rows:
         rf = f"{ref[1] / tf:10.1f}" if ref else f"{'-':>10s}"
         rb = f"{ref[2] / tb:10.1f}" if ref else f"{'-':>10s}"
         print(f"{be + mark:8s} {tf * 1e3:10.1f} {upd / tf / 1e9:11.3f} {rf} {tb * 1e3:10.1f} {upd / tb / 1e9:11.3f} {rb}")
     return rows
 
 
+def numba_only(cases, reps):
+    "{case: (forward times, forward+backward times)} of the Numba backend, seconds, `reps` runs each."
+    out = {}
+    for case in cases:
+        x = inputs(*case)
+        kw = dict(delta_softplus=True, backend="numba")
+        def fwdbwd():
+            xs = {k: v.detach().requires_grad_() for k, v in x.items()}
+            selective_scan(**xs, **kw).sum().backward()
+        with torch.no_grad():
+            tf = timeit(lambda: selective_scan(**x, **kw), reps, "cpu", all_times=True)
+        out["x".join(map(str, case))] = (tf, timeit(fwdbwd, reps, "cpu", all_times=True))
+    return out
+
+
+def forced_targets(targets, reps):
+    "The Numba backend compiled for each CPU in `targets` (NUMBA_CPU_NAME, in a child process): {target: numba_only}."
+    res = {}
+    for tgt in targets:
+        env = dict(os.environ, NUMBA_CPU_NAME=tgt)
+        r = subprocess.run([sys.executable, __file__, "--numba-only", "--reps", str(reps)], env=env, capture_output=True,
+                           text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+        if r.returncode != 0: print(f"target {tgt}: failed\n{r.stderr[-2000:]}"); continue
+        res[tgt] = json.loads(r.stdout.strip().splitlines()[-1])
+    return res
+
+
+def g_upd(case, ts):
+    "(best, slowest) G state updates/s of the times `ts` for `case`."
+    b, d, L, n = case
+    return b * d * L * n / min(ts) / 1e9, b * d * L * n / max(ts) / 1e9
+
+
 def step_cost(reps=200):
     "Per-frame cost of the streaming step (microseconds), at the widths of CASES and for a whole MambaBlock."
     rows = []
-    for b, d, _, n in CASES:
+    for b, d, _, n in CASES[:2]:
         x = inputs(b, d, 1, n)
         s = torch.zeros(b, d, n)
         args = (x["u"][..., 0], x["delta"][..., 0], x["A"], x["B"][..., 0], x["C"][..., 0], x["D"], x["z"][..., 0], x["delta_bias"])
@@ -96,7 +133,7 @@ def step_cost(reps=200):
     return rows
 
 
-_G = M._G
+_G, _VW, _vector_width = M._G, M._VW, M._vector_width      # (module globals: Numba reads _VW as a constant)
 
 
 @njit(fastmath=M._FM)
@@ -107,66 +144,77 @@ def _exp_loop(x, acc, reps):
             acc[i] = M._vexp(x[i] + acc[i] * np.float32(1e-3))
 
 
-@njit(fastmath=M._FM)
-def _fwd_core(h, Ag, dv, xv, Bv, Cv, y, reps):
-    "The forward kernel's inner loop alone (16 channel lanes, N states), on one frame's data kept in L1."
-    N = h.shape[0]
-    for r in range(reps):
-        acc = np.zeros(_G, dtype=h.dtype)
-        for n in range(N):
-            bn, cn, hn, An = Bv[n], Cv[n], h[n], Ag[n]
-            for g in range(_G):
-                hv = M._vexp(dv[g] * An[g]) * hn[g] + xv[g] * bn
-                hn[g] = hv
-                acc[g] += cn * hv
-        for g in range(_G):
-            y[r % y.shape[0], g] = acc[g]
-
+# The two cores below copy their inputs into arrays they allocate themselves, as the kernels do: LLVM then vectorises
+# the loop over the lanes unconditionally. (On arrays passed in as arguments its run-time overlap check fails here and
+# the scalar fallback runs, ten times slower.)
 
 @njit(fastmath=M._FM)
-def _bwd_core(a, H, lt, A, Bt, Ct, lam, gA, gB, gC, dtr, xr, gyr, reps):
-    "The backward kernel's loop nests (recompute, adjoint, gradients) over one chunk, for one channel, in L1."
-    T, N = a.shape
+def _fwd_core(A, dt, x, Bt, Ct, reps):
+    "The forward kernel's scan loop alone (16 channel lanes, N states) over one chunk's frames, on data in L1."
+    _vector_width(_VW)
+    N, T = A.shape[0], dt.shape[0]
+    h, Ag = np.zeros((N, _G), dtype=np.float32), np.zeros((N, _G), dtype=np.float32)
+    dtT, xT, acc = np.zeros((T, _G), dtype=np.float32), np.zeros((T, _G), dtype=np.float32), np.zeros(_G, dtype=np.float32)
+    Ag[:], dtT[:], xT[:] = A, dt, x
     s = np.float32(0)
-    hc = np.zeros(N, dtype=a.dtype)
-    Ad, lj, gAj = A[0], lam[0], gA[0]
     for _ in range(reps):
         for i in range(T):
-            dtt, x = dtr[i], xr[i]
+            Bv, Cv, dv, xv = Bt[i], Ct[i], dtT[i], xT[i]
+            for g in range(_G):
+                acc[g] = np.float32(0)
             for n in range(N):
-                an = M._vexp(dtt * Ad[n])
-                a[i, n] = an
-                hv = an * hc[n] + x * Bt[0, i, n]
-                hc[n] = hv
-                H[i + 1, n] = hv
-        for i in range(T - 1, -1, -1):
-            g = gyr[i]
-            for n in range(N):
-                l = lj[n] + g * Ct[0, i, n]
-                lt[i, n] = l
-                lj[n] = l * a[i, n]
-        for i in range(T):
-            x = xr[i]
-            for n in range(N):
-                gB[i, n] += lt[i, n] * x
-        for i in range(T):
-            g = gyr[i]
-            for n in range(N):
-                gC[i, n] += g * H[i + 1, n]
-        for i in range(T):
-            dtt = dtr[i]
-            su = np.float32(0)
-            sq = np.float32(0)
-            for n in range(N):
-                l = lt[i, n]
-                qn = l * (a[i, n] * H[i, n])
-                gAj[n] += dtt * qn
-                sq += Ad[n] * qn
-                su += l * Bt[0, i, n]
-            s += su + sq
-        hc[:] = 0
-        lj[:] = 0
+                bn, cn, hn, An = Bv[n], Cv[n], h[n], Ag[n]
+                for g in range(_G):
+                    hv = M._vexp(dv[g] * An[g]) * hn[g] + xv[g] * bn
+                    hn[g] = hv
+                    acc[g] += cn * hv
+            s += acc[0]
     return s
+
+
+@njit(fastmath=M._FM)
+def _bwd_core(A, dt, x, gy, Bt, Ct, reps):
+    "The backward kernel's two passes (recompute, adjoint) over one chunk for one 16-channel group, in L1/L2."
+    _vector_width(_VW)
+    N, T = A.shape[0], dt.shape[0]
+    S, W = np.zeros((N, 4, _G), dtype=np.float32), np.zeros((T, 5, _G), dtype=np.float32)
+    TT = np.zeros((T + 1, N, 2, _G), dtype=np.float32)
+    gB, gC = np.zeros((T, N), dtype=np.float32), np.zeros((T, N), dtype=np.float32)
+    S[:, 2] = A
+    W[:, 0], W[:, 1], W[:, 2] = dt, x, gy
+    for _ in range(reps):
+        for i in range(T):
+            for n in range(N):
+                bn = Bt[i, n]
+                s = np.float32(0)
+                for g in range(_G):
+                    a = M._vexp(W[i, 0, g] * S[n, 2, g])
+                    hv = a * S[n, 3, g] + W[i, 1, g] * bn
+                    S[n, 3, g] = hv
+                    TT[i + 1, n, 0, g] = a
+                    TT[i + 1, n, 1, g] = hv
+                    s += W[i, 2, g] * hv
+                gC[i, n] += s
+        for i in range(T - 1, -1, -1):
+            for g in range(_G):
+                W[i, 3, g] = np.float32(0)
+                W[i, 4, g] = np.float32(0)
+            for n in range(N):
+                bn, cn = Bt[i, n], Ct[i, n]
+                s = np.float32(0)
+                for g in range(_G):
+                    l = S[n, 0, g] + W[i, 2, g] * cn
+                    a = TT[i + 1, n, 0, g]
+                    qv = l * (a * TT[i, n, 1, g])
+                    S[n, 1, g] += W[i, 0, g] * qv
+                    W[i, 4, g] += S[n, 2, g] * qv
+                    W[i, 3, g] += l * bn
+                    S[n, 0, g] = l * a
+                    s += l * W[i, 1, g]
+                gB[i, n] += s
+        S[:, 3] = 0
+        S[:, 0] = 0
+    return gB.sum() + gC.sum() + S[:, 1].sum() + W[:, 3:].sum()
 
 
 def _rate(fn, work, reps=5):
@@ -187,7 +235,7 @@ def profile(threads):
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
     xe, acc = f32(64 * _G), np.zeros(64 * _G, np.float32)
     exp_rate = _rate(lambda: _exp_loop(xe, acc, 2000), 64 * _G * 2000)            # G exp/s, one thread
-    for b, d, L, n in CASES:
+    for b, d, L, n in CASES[:2]:
         x = inputs(b, d, L, n); upd = b * d * L * n
         kw = dict(delta_softplus=True, backend="numba")
         bare = {k: x[k] for k in ("u", "delta", "A", "B", "C")}
@@ -202,15 +250,11 @@ def profile(threads):
             selective_scan(**xs, **kw).sum().backward()
         res["f+b"] = _rate(fb, upd, 3)
         res["bwd alone"] = 1 / (1 / res["f+b"] - 1 / res[f"fwd {threads} thr"])
-        h, Ag = np.zeros((n, _G), np.float32), -np.abs(f32(n, _G))
-        dv, xv, Bv, Cv, y = np.abs(f32(_G)) * 0.1, f32(_G), f32(n), f32(n), np.zeros((64, _G), np.float32)
-        core_f = _rate(lambda: _fwd_core(h, Ag, dv, xv, Bv, Cv, y, 20000), 20000 * n * _G)
         T = M._CHUNK
-        a, H, lt, A = np.zeros((T, n), np.float32), np.zeros((T + 1, n), np.float32), np.zeros((T, n), np.float32), -np.abs(f32(1, n))
-        Bt, Ct, gB, gC = f32(1, T, n), f32(1, T, n), np.zeros((T, n), np.float32), np.zeros((T, n), np.float32)
-        lam, gA = np.zeros((1, n), np.float32), np.zeros((1, n), np.float32)
-        dtr, xr, gyr = np.abs(f32(T)) * 0.1, f32(T), f32(T)
-        core_b = _rate(lambda: _bwd_core(a, H, lt, A, Bt, Ct, lam, gA, gB, gC, dtr, xr, gyr, 300), 300 * T * n)
+        A, dt, xx, gy = -np.abs(f32(n, _G)), np.abs(f32(T, _G)) * 0.1, f32(T, _G), f32(T, _G)
+        Bc, Cc = f32(T, n), f32(T, n)
+        core_f = _rate(lambda: _fwd_core(A, dt, xx, Bc, Cc, 300), 300 * T * n * _G)
+        core_b = _rate(lambda: _bwd_core(A, dt, xx, gy, Bc, Cc, 100), 100 * T * n * _G)
         torch.set_num_threads(threads)
         rows.append(((b, d, L, n), res, core_f, core_b))
     print(f"\nprofile of the numba backend ({threads} threads; G state updates/s unless stated):")
@@ -223,7 +267,7 @@ def profile(threads):
               f"the full backward {res['bwd alone'] / (cb * threads):.0%})")
     fits = overheads(rows)
     for k, (c0, c1) in fits.items():
-        print(f"  {k}: {c0:.1f} ns fixed per {'16-channel group' if k == 'forward' else 'channel'} and frame + {c1:.3f} ns "
+        print(f"  {k}: {c0:.1f} ns fixed per 16-channel group and frame + {c1:.3f} ns "
               f"per state update (fit of the two d_state values in L1, 1 thread)")
     return exp_rate, rows, fits
 
@@ -232,7 +276,7 @@ def overheads(rows):
     "Fit time per (program row, frame) = c0 + c1 * N to the in-L1 rates at the two d_state values: the fixed cost."
     (n1, f1, b1), (n2, f2, b2) = sorted((r[0][3], r[2], r[3]) for r in rows)[:2]
     out = {}
-    for k, r1, r2, lanes in (("forward", f1, f2, _G), ("backward", b1, b2, 1)):
+    for k, r1, r2, lanes in (("forward", f1, f2, _G), ("backward", b1, b2, _G)):
         t1, t2 = lanes * n1 / r1, lanes * n2 / r2                     # ns per row-frame (rates in G/s)
         c1 = (t2 - t1) / (n2 - n1)
         out[k] = (t1 - c1 * n1, c1 / lanes)
@@ -245,20 +289,46 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--backends", default="ref,numba,torch")
     ap.add_argument("--no-profile", action="store_true", help="skip the step cost and the kernel profile")
+    ap.add_argument("--targets", default="", help="comma-separated NUMBA_CPU_NAME values to time the Numba backend for")
+    ap.add_argument("--numba-only", action="store_true", help=argparse.SUPPRESS)   # the child of --targets
     a = ap.parse_args(argv)
+    if a.numba_only:
+        print(json.dumps(numba_only(CASES, a.reps))); return
     bes = a.backends.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads" + (" (* = ref timed on a subset, scaled)" if a.quick else ""))
     md_rows, data = [], []
     for case in CASES:
         rows = run_case(case, bes, "cpu", a.reps, a.quick)
         b, d, L, n = case; upd = b * d * L * n; ref = {r[0]: r for r in rows}.get("ref")
-        data.append({"case": dict(batch=b, d_inner=d, L=L, d_state=n), "rows": [dict(backend=be, fwd_s=tf, fwdbwd_s=tb) for be, tf, tb, _ in rows]})
-        for i, (be, tf, tb, mark) in enumerate(rows):
+        data.append({"case": dict(batch=b, d_inner=d, L=L, d_state=n),
+                     "rows": [dict(backend=be, fwd_s=tf, fwdbwd_s=tb, fwd_runs_s=tfs, fwdbwd_runs_s=tbs) for be, tf, tb, _, tfs, tbs in rows]})
+        for i, (be, tf, tb, mark, *_) in enumerate(rows):
             md_rows.append((f"b {b}, d {d}, L {L}, N {n}" if i == 0 else "", be + ("\\*" if mark else ""), f"{tf * 1e3:.1f}",
                             f"{upd / tf / 1e9:.2f}", f"{ref[1] / tf:.1f}" if ref else "-", f"{tb * 1e3:.1f}",
                             f"{upd / tb / 1e9:.2f}", f"{ref[2] / tb:.1f}" if ref else "-"))
     body = table(("case", "backend", "fwd ms", "fwd G upd/s", "fwd × ref", "fwd+bwd ms", "fwd+bwd G upd/s", "fwd+bwd × ref"), md_rows)
     if a.quick: body += "\n\n\\* the readable loop timed on the first 300 frames at full width, scaled by L / 300."
+    nt = torch.get_num_threads()
+    nrow = []                                            # the Numba backend alone: best and slowest of the runs
+    for c in data:
+        r = {x["backend"]: x for x in c["rows"]}.get("numba")
+        if r is None: continue
+        case = tuple(c["case"].values())
+        nrow.append(("host", f"b {case[0]}, d {case[1]}, L {case[2]}", case[3], *(f"{v[0]:.2f} ({v[1]:.2f})" for v in
+                     (g_upd(case, r["fwd_runs_s"]), g_upd(case, r["fwdbwd_runs_s"])))))
+    forced = forced_targets([t for t in a.targets.split(",") if t], a.reps) if "numba" in bes else {}
+    for tgt, res in forced.items():
+        for key, (tf, tb) in res.items():
+            case = tuple(int(v) for v in key.split("x"))
+            nrow.append((tgt, f"b {case[0]}, d {case[1]}, L {case[2]}", case[3], *(f"{v[0]:.2f} ({v[1]:.2f})" for v in
+                         (g_upd(case, tf), g_upd(case, tb)))))
+    if nrow:
+        body += ("\n\n" + table(("Numba compiled for", "shape", "N", f"fwd G upd/s, {nt} thr", f"fwd+bwd G upd/s, {nt} thr"), nrow)
+                 + f"\n\nBest of {a.reps} runs (slowest in brackets). \"host\": LLVM's tuning for this CPU; a named target: "
+                   "`NUMBA_CPU_NAME=<target>` (that CPU's tuning, this machine's instruction set).")
+        data.append({"numba_targets": {"host": {"x".join(map(str, (c["case"].values()))): [r["fwd_runs_s"], r["fwdbwd_runs_s"]]
+                                                 for c in data if "case" in c for r in c["rows"] if r["backend"] == "numba"},
+                                        **forced}})
     if not a.no_profile:
         steps = step_cost()
         body += "\n\n" + table(("streaming step", "µs per frame"), [(nm, f"{t * 1e6:.1f}") for nm, t in steps])
@@ -270,7 +340,7 @@ def main(argv=None):
                                    f"bwd alone, {nt} thr", f"bwd loops in L1 ×{nt}"), prow)
                  + f"\n\nexp alone (16 lanes, in L1): {exp_rate:.2f} G exp/s per thread; forward inner loop: {_OPS_PER_16} "
                    "vector operations per 16 state updates. Fixed cost per frame (fit c0 + c1·N to the in-L1 loops, 1 thread): "
-                 + "; ".join(f"{k} {c0:.1f} ns per {'16-channel group' if k == 'forward' else 'channel'} + {c1:.3f} ns per update"
+                 + "; ".join(f"{k} {c0:.1f} ns per 16-channel group + {c1:.3f} ns per update"
                              for k, (c0, c1) in fits.items()) + ".")
         data.append({"steps": [dict(name=nm, s=t) for nm, t in steps], "exp_per_s_1thr": exp_rate,
                      "profile": [dict(d_state=c[3], **r, fwd_loop_L1_1thr=cf, bwd_loops_L1_1thr=cb) for c, r, cf, cb in prof],

@@ -1,5 +1,5 @@
-"""Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the
-deep-filter operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
+"""Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter
+operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
 
 Docs: https://dfnb.github.io/dfnb/blocks.html.md"""
 
@@ -16,7 +16,8 @@ from .stft_erb import DfParams
 
 # %% auto #0
 __all__ = ['PF_BETA', 'GroupedLinear', 'SqueezedGRU_S', 'Conv2dNormAct', 'ConvTranspose2dNormAct', 'fold_batchnorm',
-           'apply_erb_gains', 'deep_filter', 'deep_filter_ri', 'post_filter', 'shift_frames', 'DeepFilterParams']
+           'apply_erb_gains', 'deep_filter', 'deep_filter_ri', 'gains_and_filter', 'post_filter', 'shift_frames',
+           'DeepFilterParams']
 
 # %% ../nbs/12_blocks.ipynb #63003a92
 class GroupedLinear(nn.Module):
@@ -192,6 +193,14 @@ def deep_filter_ri(frames: Tensor, coefs: Tensor) -> Tensor:
     a, b = frames[..., 0].transpose(-1, -2), frames[..., 1].transpose(-1, -2)      # [..., F_df, N]
     c, d = coefs[..., 0], coefs[..., 1]
     return torch.stack([(a * c - b * d).sum(-1), (a * d + b * c).sum(-1)], -1)
+
+# %% ../nbs/12_blocks.ipynb #9ba84b6b
+def gains_and_filter(spec: Tensor, gains: Tensor, coefs: Tensor, erb_inv_fb: Tensor, lookahead: int = 0) -> Tensor:
+    """Complex `spec [..., T, F]` enhanced as DeepFilterNet does: ERB `gains [..., T, E]` on all bins, then the deep
+    filter (complex `coefs [..., T, F_df, order]`) of the noisy bins below `F_df`."""
+    Fd = coefs.shape[-2]
+    low = deep_filter(spec[..., :Fd], coefs, lookahead)
+    return torch.cat([low, apply_erb_gains(spec, gains, erb_inv_fb)[..., Fd:]], -1)
 
 # %% ../nbs/12_blocks.ipynb #31fa7032
 PF_BETA = 0.02   # DeepFilterNet3's default post-filter strength

@@ -1,6 +1,7 @@
-"""`dfnb-make-corpus`: speech from every synthesiser that installs here (eSpeak NG, a Piper neural voice, Flite, the
-synthetic talker of `dfnb.signals`), the noise families of `dfnb.signals`, and room impulse responses from an
-image-source simulator, written as DeepFilterNet HDF5 collections with their `dataset.cfg`.
+"""`dfnb-make-corpus`: real speech and noise from Debian packages (klettres, the Fish Fillets NG voices, Asterisk's
+prompts, OpenTTD's sounds), speech from every synthesiser that installs here (eSpeak NG, a Piper neural voice,
+Flite, the synthetic talker of `dfnb.signals`), the noise families of `dfnb.signals`, and room impulse responses
+from an image-source simulator, written as DeepFilterNet HDF5 collections with their `dataset.cfg`.
 
 Docs: https://dfnb.github.io/dfnb/corpus.html.md"""
 
@@ -13,8 +14,12 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['ESPEAK_VOICES', 'FLITE_VOICES', 'SOURCES', 'SYNTH', 'NOISE_FAMILIES', 'SEED_OFFSET', 'sentences', 'available_sources',
-           'speech_clip', 'noise_clip', 'rir_clip', 'make_corpus', 'make_corpus_cli']
+__all__ = ['ESPEAK_VOICES', 'FLITE_VOICES', 'SOURCES', 'SYNTH', 'NOISE_FAMILIES', 'SEED_OFFSET', 'DEBIAN_SOURCES', 'REAL_SOURCES',
+           'RESERVED', 'BW_DROP_DB', 'BW_WINDOW_HZ', 'BW_EDGES', 'VALID_LANGUAGES', 'TEST_LANGUAGES',
+           'TRAIN_SPEECH_SOURCES', 'TEST_NOISE_FAMILIES', 'sentences', 'available_sources', 'speech_clip', 'noise_clip',
+           'rir_clip', 'RealClip', 'read_cat', 'load_real', 'discover_real', 'fake_debian_root', 'long_term_spectrum',
+           'effective_bandwidth', 'bandwidth_bucket', 'clip_problem', 'prepare_real', 'speech_split', 'noise_split',
+           'split_real', 'make_corpus', 'make_corpus_cli']
 
 # %% ../nbs/37_corpus.ipynb #1688f1ae
 from .data import write_hdf5, write_dataset_cfg
@@ -102,6 +107,11 @@ def _trim(x: np.ndarray, sr: int, keep_s: float = 0.1, thresh_db: float = -50.) 
     k, i, j = int(keep_s * sr), int(np.argmax(env)), len(x) - int(np.argmax(env[::-1]))
     return x[max(0, i - k):min(len(x), j + k)]
 
+def _level(x: np.ndarray, rng) -> np.ndarray:
+    "`x` at an RMS drawn in [-30, -12] dBFS, its peak at most -1 dBFS, as float32."
+    x = x * 10 ** (rng.uniform(-30, -12) / 20) / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return (x * min(1.0, 10 ** (-1 / 20) / (np.abs(x).max() + 1e-12))).astype(np.float32)
+
 def speech_clip(source: str, text: str, sr: int, rng) -> tuple[np.ndarray, int]:
     "`(audio float32 at sr, max_freq)`: `text` spoken by `source` with a voice drawn from `rng`."
     import soxr
@@ -109,11 +119,7 @@ def speech_clip(source: str, text: str, sr: int, rng) -> tuple[np.ndarray, int]:
     x, fsr = SYNTH[source](text, rng)
     x = np.asarray(x, np.float64)
     if fsr != sr: x = soxr.resample(x, fsr, sr, quality="HQ")
-    x = _trim(x, sr)
-    rms = np.sqrt(np.mean(x ** 2)) + 1e-12
-    x = x * 10 ** (rng.uniform(-30, -12) / 20) / rms
-    x = x * min(1.0, 10 ** (-1 / 20) / (np.abs(x).max() + 1e-12))
-    return x.astype(np.float32), min(fsr, sr) // 2
+    return _level(_trim(x, sr), rng), min(fsr, sr) // 2
 
 # %% ../nbs/37_corpus.ipynb #78f08164
 NOISE_FAMILIES = ("white", "pink", "brown", "babble", "hum", "bursts", "bandpass", "machine")
@@ -152,6 +158,294 @@ def rir_clip(sr: int, rng) -> np.ndarray:
     h = np.asarray(room.rir[0][0], np.float64)
     return (h / (np.abs(h).max() + 1e-12)).astype(np.float32)
 
+# %% ../nbs/37_corpus.ipynb #c8d06d26
+DEBIAN_SOURCES = {      # source: (package, folder under the root, kind)
+    "klettres": ("klettres-data", "usr/share/klettres", "speech"),
+    "fillets-cs": ("fillets-ng-data-cs", "usr/share/games/fillets-ng/sound", "speech"),
+    "asterisk-en": ("asterisk-core-sounds-en-wav", "usr/share/asterisk/sounds/en_US_f_Allison", "speech"),
+    "asterisk-es": ("asterisk-core-sounds-es-wav", "usr/share/asterisk/sounds/es_MX_f_Allison", "speech"),
+    "asterisk-fr": ("asterisk-core-sounds-fr-wav", "usr/share/asterisk/sounds/fr_CA_f_June", "speech"),
+    "asterisk-en-g722": ("asterisk-core-sounds-en-g722", "usr/share/asterisk/sounds/en_US_f_Allison", "speech"),
+    "fillets-noise": ("fillets-ng-data", "usr/share/games/fillets-ng", "noise"),
+    "openttd": ("openttd-opensfx", "usr/share/games/openttd/baseset/opensfx", "noise"),
+}
+REAL_SOURCES = tuple(DEBIAN_SOURCES)
+RESERVED = ("fillets-ng-data-nl",)          # used nowhere: its voices stay unheard by every model
+_RESERVED_DIRS = ("nl",)                    # fillets-ng-data-nl installs into sound/<level>/nl/
+_TYPING = ("key", "space", "enter", "keyboard", "typing", "typewriter")
+
+# %% ../nbs/37_corpus.ipynb #5fe3d5ca
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class RealClip:
+    "One recording in a Debian package: `source`, unique `key`, `path` (plus `offset`/`size` inside an archive), and `speaker`, `language` (speech) or `family` (noise)."
+    source: str; key: str; path: str; speaker: str = ""; language: str = ""; family: str = ""
+    offset: int = 0; size: int = 0
+
+def read_cat(path) -> list[tuple[str, int, int]]:
+    "`[(name, offset, size)]` of the WAV entries in an OpenTTD sound archive (`.cat`)."
+    import struct
+    b = Path(path).read_bytes()
+    n = (struct.unpack_from("<I", b, 0)[0] & 0x7FFFFFFF) // 8
+    out = []
+    for i in range(n):
+        off, size = struct.unpack_from("<II", b, 8 * i); off &= 0x7FFFFFFF
+        k = b[off]; name = b[off + 1:off + 1 + k].rstrip(b"\0").decode("latin-1")
+        if size > k + 45 and b[off + 1 + k:off + 5 + k] == b"RIFF": out.append((name, off + 1 + k, size - 1 - k))
+    return out
+
+def load_real(c: RealClip) -> tuple[np.ndarray, int]:
+    "`(mono float64 audio, native rate)` of a `RealClip`."
+    import io, soundfile as sf
+    if c.path.endswith(".g722"):
+        from G722 import G722
+        return np.asarray(G722(16000, 64000).decode(Path(c.path).read_bytes()), np.float64) / 32768, 16000
+    if c.size:
+        with open(c.path, "rb") as f: f.seek(c.offset); data = io.BytesIO(f.read(c.size))
+    else: data = c.path
+    x, sr = sf.read(data, dtype="float64", always_2d=True)
+    return x.mean(1), sr
+
+# %% ../nbs/37_corpus.ipynb #2ad37394
+def _lang(s: str) -> str: return s.split("_")[0].lower()
+
+_OPENTTD_FAMILIES = (("toyland", ("toyland",)), ("nature", ("wind", "sheep", "cow", "horse", "bird", "lion", "monkey", "tree")),
+                     ("crowd", ("applause", "oooh")),
+                     ("vehicles", ("train", "bus", "truck", "plane", "jet", "ship", "ferry", "helicopter", "horn", "crossing",
+                                   "monorail", "maglev", "propeller", "vehicle", "wheels")),
+                     ("industry", ("factory", "mining", "sparking", "steam", "jackhammer", "sawmill", "chainsaw", "bridge",
+                                   "splat", "crash", "explosion", "breakdown")))
+
+def _openttd_family(name: str) -> str:
+    n = name.lower()
+    return "openttd-" + next((f for f, kws in _OPENTTD_FAMILIES if any(k in n for k in kws)), "misc")
+
+def _discover(source: str, d: Path) -> list[RealClip]:
+    if source == "klettres":
+        return [RealClip(source, f"{p.parent.parent.name}_{p.parent.name}_{p.stem}", str(p), f"klettres-{p.parent.parent.name}",
+                         _lang(p.parent.parent.name)) for p in sorted(d.glob("*/*/*.ogg"))]
+    if source == "fillets-cs":
+        out = []
+        for p in sorted(d.glob("*/cs/*.ogg")) + sorted(d.glob("*/*/cs/*.ogg")):
+            t = p.stem.split("-")
+            who = t[1] if len(t) >= 3 and t[1].isalpha() else f"{p.parent.parent.name}-lines"
+            out.append(RealClip(source, f"{p.parent.parent.name}_{p.stem}", str(p), f"fillets-{who}", "cs"))
+        return out
+    if source.startswith("asterisk"):
+        ext = ".g722" if source.endswith("g722") else ".wav"
+        who = d.name.split("_")[-1]
+        return [RealClip(source, str(p.relative_to(d).with_suffix("")).replace("/", "_"), str(p), f"asterisk-{who}",
+                         _lang(d.name)) for p in sorted(d.rglob(f"*{ext}"))]
+    if source == "fillets-noise":
+        out = [RealClip(source, f"music_{p.stem}", str(p), family="fillets-music") for p in sorted((d / "music").glob("*.ogg"))]
+        for p in sorted((d / "sound").rglob("*.ogg")):
+            if p.parent.name in ("cs",) + _RESERVED_DIRS: continue        # speech of fillets-ng-data-cs / reserved -nl
+            fam = "typing" if any(p.stem.lower().startswith(k) for k in _TYPING) else "fillets-sfx"
+            out.append(RealClip(source, str(p.relative_to(d / "sound").with_suffix("")).replace("/", "_"), str(p), family=fam))
+        return out
+    if source == "openttd":
+        cat = d / "opensfx.cat"
+        if not cat.exists(): return []
+        return [RealClip(source, f"opensfx_{i:02d}", str(cat), family=_openttd_family(name), offset=o, size=n)
+                for i, (name, o, n) in enumerate(read_cat(cat))]
+    raise ValueError(f"unknown real source {source!r}: expected one of {REAL_SOURCES}")
+
+def discover_real(root="/", sources=REAL_SOURCES) -> tuple[dict, dict]:
+    "`({source: [RealClip]}, {source: why it is missing and the package to install})` for the Debian packages under `root`."
+    found, missing = {}, {}
+    for s in sources:
+        pkg, sub, _ = DEBIAN_SOURCES[s]
+        if pkg in RESERVED: raise ValueError(f"{pkg} is reserved")
+        d = Path(root) / sub
+        clips = _discover(s, d) if d.is_dir() else []
+        if s == "asterisk-en-g722" and clips:
+            from importlib.util import find_spec
+            if not find_spec("G722"): missing[s] = "the G.722 decoder is missing (pip install g722)"; continue
+        if clips: found[s] = clips
+        else: missing[s] = f"no recordings under {d} (apt-get install {pkg})"
+    return found, missing
+
+# %% ../nbs/37_corpus.ipynb #599ea9ef
+def fake_debian_root(root, sr: int = 44100, seconds: float = 0.6) -> Path:
+    """A tiny tree shaped like the packages, for tests: five klettres languages (plus a silent and a clipped letter),
+    fillets lines (Czech, the reserved Dutch, a keyboard click), music and an effect, two Asterisk voices, an opensfx.cat."""
+    import io, struct, soundfile as sf
+    root = Path(root); rng = np.random.default_rng(0); t = np.arange(int(seconds * sr)) / sr
+    tone = lambda f0: (0.3 * np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 + 0.01 * rng.standard_normal(len(t)))
+    files = {"usr/share/klettres/fr/alpha/a.ogg": 220, "usr/share/klettres/de/syllab/ba.ogg": 180, "usr/share/klettres/it/alpha/i.ogg": 200,
+             "usr/share/klettres/en/alpha/e.ogg": 150, "usr/share/klettres/es/alpha/o.ogg": 130,
+             "usr/share/games/fillets-ng/sound/gods/cs/bog-m-ahoj.ogg": 300, "usr/share/games/fillets-ng/sound/gods/cs/bog-v-nazdar.ogg": 120,
+             "usr/share/games/fillets-ng/sound/gods/nl/bog-m-hallo.ogg": 310, "usr/share/games/fillets-ng/sound/linux/en/key1.ogg": 2000,
+             "usr/share/games/fillets-ng/sound/share/sp-bubles_00.ogg": 900, "usr/share/games/fillets-ng/music/menu.ogg": 440,
+             "usr/share/asterisk/sounds/fr_CA_f_June/bonjour.wav": 210, "usr/share/asterisk/sounds/en_US_f_Allison/hello.wav": 190}
+    for rel, f0 in files.items():
+        p = root / rel; p.parent.mkdir(parents=True, exist_ok=True); sf.write(p, tone(f0), sr)
+    sf.write(root / "usr/share/klettres/fr/alpha/silence.ogg", np.zeros(len(t)), sr)
+    sf.write(root / "usr/share/klettres/de/syllab/loud.ogg", np.clip(5 * tone(250), -1, 1), sr)
+    entries = []
+    for name, f0 in (("Diesel train", 100), ("Sheep", 600), ("Toyland: Bubble", 800)):
+        b = io.BytesIO(); sf.write(b, tone(f0), sr, format="WAV", subtype="PCM_16")
+        entries.append(bytes([len(name) + 1]) + name.encode() + b"\0" + b.getvalue())
+    table, off = b"", 8 * len(entries)
+    for e in entries: table += struct.pack("<II", off | 0x80000000, len(e)); off += len(e)
+    cat = root / "usr/share/games/openttd/baseset/opensfx/opensfx.cat"; cat.parent.mkdir(parents=True, exist_ok=True)
+    cat.write_bytes(table + b"".join(entries))
+    return root
+
+# %% ../nbs/37_corpus.ipynb #6620ef4c
+BW_DROP_DB, BW_WINDOW_HZ = 50.0, 1000.0
+
+def long_term_spectrum(x: np.ndarray, sr: int, n_fft: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    "`(freqs, mean power)` over the frames of `x` within 30 dB of its loudest."
+    x = np.asarray(x, np.float64)
+    if len(x) < n_fft: x = np.pad(x, (0, n_fft - len(x)))
+    fr = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::n_fft // 2] * np.hanning(n_fft)
+    S = np.abs(np.fft.rfft(fr, axis=-1)) ** 2; e = S.sum(1)
+    return np.fft.rfftfreq(n_fft, 1 / sr), S[e >= 1e-3 * e.max()].mean(0)
+
+def effective_bandwidth(x: np.ndarray, sr: int, drop_db: float = BW_DROP_DB, window_hz: float = BW_WINDOW_HZ) -> float:
+    "The highest frequency (Hz) where the running median of the long-term spectrum is within `drop_db` of its in-band maximum."
+    from scipy.ndimage import median_filter
+    f, P = long_term_spectrum(x, sr)
+    M = median_filter(10 * np.log10(P + 1e-30), size=max(1, int(round(window_hz / f[1]))), mode="nearest")
+    return float(f[np.nonzero(M >= M[f >= 100].max() - drop_db)[0][-1]])
+
+# %% ../nbs/37_corpus.ipynb #1c8089ca
+BW_EDGES = (3500, 6000, 7000, 10000, 14000, 18000, 20000)
+
+def bandwidth_bucket(bw: float, edges=BW_EDGES) -> int | None:
+    "The largest edge at or below `bw` (the `max_freq` of its file), or None below the lowest edge."
+    below = [e for e in edges if e <= bw]
+    return max(below) if below else None
+
+def clip_problem(x: np.ndarray, sr: int, min_s: float = 0.2) -> str | None:
+    "'clipped', 'silent', 'short' (under `min_s`) or None, for mono audio `x` at its native rate (after trimming for the last two)."
+    x = np.asarray(x, np.float64)
+    if len(x) == 0: return "short"
+    if np.mean(np.abs(x) >= 0.99) > 1e-3: return "clipped"
+    if np.abs(x).max() < 10 ** (-40 / 20) or np.sqrt(np.mean(x ** 2)) < 10 ** (-60 / 20): return "silent"
+    if len(x) < min_s * sr: return "short"
+    return None
+
+# %% ../nbs/37_corpus.ipynb #b34b3184
+def prepare_real(c: RealClip, sr: int, rng, measure: bool = True) -> dict:
+    "`{'audio': float32 at sr or None, 'drop': reason or None, 'bw': Hz, 'bucket': max_freq}` for one clip."
+    import soxr
+    x, fsr = load_real(c)
+    why = "clipped" if clip_problem(x, fsr) == "clipped" else None
+    if why is None: x = _trim(x, fsr); why = clip_problem(x, fsr, 0.2 if measure else 0.01)
+    if why: return {"audio": None, "drop": why, "bw": None, "bucket": None}
+    if fsr != sr: x = soxr.resample(x, fsr, sr, quality="HQ")
+    bw = effective_bandwidth(x, sr) if measure else None
+    b = bandwidth_bucket(bw) if measure else None
+    if measure and b is None: return {"audio": None, "drop": "narrow", "bw": bw, "bucket": None}
+    return {"audio": _level(x, rng), "drop": None, "bw": bw, "bucket": b}
+
+# %% ../nbs/37_corpus.ipynb #c4d985d8
+VALID_LANGUAGES = ("it", "nb", "nn", "lt", "pt")
+TEST_LANGUAGES = ("en", "es", "he", "id", "hu")
+TRAIN_SPEECH_SOURCES = ("klettres", "fillets-cs", "asterisk-en", "asterisk-es", "asterisk-fr", "asterisk-en-g722")
+TEST_NOISE_FAMILIES = ("typing", "fillets-sfx", "openttd-nature", "openttd-toyland", "bandpass", "machine")
+
+def speech_split(c: RealClip) -> str:
+    "'train', 'valid' or 'test' for a real speech clip, by its language (sources not named for training: test)."
+    if c.source not in TRAIN_SPEECH_SOURCES or c.language in TEST_LANGUAGES: return "test"
+    return "valid" if c.language in VALID_LANGUAGES else "train"
+
+def noise_split(family: str, i: int) -> str:
+    "The split of the `i`-th file (sorted) of noise `family`: test families whole; every tenth file of the others to valid."
+    return "test" if family in TEST_NOISE_FAMILIES else "valid" if i % 10 == 9 else "train"
+
+def split_real(found: dict) -> dict:
+    "`{split: [RealClip]}`; raises if a speaker would be in two splits."
+    out, where = {"train": [], "valid": [], "test": []}, {}
+    for src, clips in found.items():
+        if DEBIAN_SOURCES[src][2] == "speech":
+            for c in clips:
+                k = speech_split(c); out[k].append(c); where.setdefault(c.speaker, set()).add(k)
+        else:
+            by = {}
+            for c in clips: by.setdefault(c.family, []).append(c)
+            for fam, cs in by.items():
+                for i, c in enumerate(cs): out[noise_split(fam, i)].append(c)
+    bad = {s: sorted(k) for s, k in where.items() if len(k) > 1}
+    if bad: raise ValueError(f"speakers in more than one split: {bad}")
+    return out
+
+# %% ../nbs/37_corpus.ipynb #ef26344f
+def _babble(clips: list, n: int, sr: int, rng, seconds: float = 10.) -> list:
+    "`n` babble clips of `seconds`, each 4–8 speakers of `clips` (`[(speaker, audio)]`) at levels within ±6 dB."
+    by = {}
+    for spk, x in clips: by.setdefault(spk, []).append(x)
+    spks, L, out = sorted(by), int(seconds * sr), []
+    for _ in range(n):
+        y = np.zeros(L)
+        for s in rng.choice(spks, size=int(rng.integers(4, 9)), replace=len(spks) < 8):
+            talk, m = np.zeros(L), int(rng.integers(0, sr))
+            while m < L:
+                x = by[s][int(rng.integers(len(by[s])))][:L - m]; talk[m:m + len(x)] = x; m += len(x) + int(rng.integers(0, sr // 4))
+            y += talk / (np.sqrt(np.mean(talk ** 2)) + 1e-12) * 10 ** (rng.uniform(-6, 6) / 20)
+        out.append((0.1 * y / (np.sqrt(np.mean(y ** 2)) + 1e-12)).astype(np.float32))
+    return out
+
+# %% ../nbs/37_corpus.ipynb #c9668cc3
+def _pieces(items: list, L: int, rng) -> list:
+    "`[(key, audio)]` of at most `L` samples: long clips cut, clips under `L // 5` strung together with short gaps."
+    out, buf, keys = [], [], []
+    def flush():
+        if buf: out.append((f"{keys[0]}+{len(keys) - 1}", np.concatenate(buf)[:L])); buf.clear(); keys.clear()
+    for k, x in items:
+        if len(x) >= L // 5:
+            out += [(f"{k}_{j // L:03d}", x[j:j + L]) for j in range(0, len(x), L) if j == 0 or len(x) - j >= L // 50]
+            continue
+        gap = np.zeros(int(rng.uniform(0.05, 0.4) * L / 10), np.float32)
+        if sum(map(len, buf)) + len(gap) + len(x) > L: flush()
+        buf += [gap, x] if buf else [x]; keys.append(k)
+    flush()
+    return out
+
+# %% ../nbs/37_corpus.ipynb #b53de473
+def _write_real(d, split, clips, sr, seed, babble_n, real_minutes, cfg, rep, progress):
+    rng = np.random.default_rng([seed, 41, ("train", "valid", "test").index(split)])
+    by_src = {}
+    for c in clips: by_src.setdefault(c.source, []).append(c)
+    voices = []
+    for src, cs in by_src.items():
+        t0, kind, buckets, got = time.time(), DEBIAN_SOURCES[src][2], {}, 0.
+        if kind == "speech":
+            for c in cs:
+                if real_minutes is not None and got >= real_minutes * 60 * sr: break
+                r = prepare_real(c, sr, rng)
+                if r["drop"]:
+                    rep["dropped"].setdefault(src, {}).setdefault(r["drop"], 0); rep["dropped"][src][r["drop"]] += 1; continue
+                buckets.setdefault(r["bucket"], []).append((c.key, r["audio"])); got += len(r["audio"])
+                rep["bandwidths"].setdefault(src, []).append(round(r["bw"]))
+                voices.append((c.speaker, r["audio"])); rep["speakers"][split].setdefault(src, set()).add(c.speaker)
+                rep["languages"][split].add(c.language)
+            for b, items in sorted(buckets.items()):
+                f = f"speech_{src}_{split}_bw{b}.hdf5"
+                write_hdf5(d / f, "speech", items, sr, max_freq=b); cfg[split].append((f, 1.0))
+                rep["buckets"][split].setdefault(src, {})[b] = len(items)
+        else:
+            fams = {}
+            for c in cs:
+                r = prepare_real(c, sr, rng, measure=False)
+                if r["drop"]:
+                    rep["dropped"].setdefault(src, {}).setdefault(r["drop"], 0); rep["dropped"][src][r["drop"]] += 1; continue
+                fams.setdefault(c.family, []).append((c.key, r["audio"])); got += len(r["audio"])
+            buckets = {f: _pieces(v, 10 * sr, rng) for f, v in fams.items()}
+            for fam, items in sorted(buckets.items()):
+                write_hdf5(d / f"noise_{fam}_{split}.hdf5", "noise", items, sr); cfg[split].append((f"noise_{fam}_{split}.hdf5", 1.0))
+                rep["noise_families"][split].add(fam)
+        rep["minutes"][split][src] = round(got / sr / 60, 2)
+        progress(f"{split:5s} {src:16s} {got / sr / 60:6.1f} min {dict(sorted((str(k), len(v)) for k, v in buckets.items()))} in {time.time() - t0:.0f} s")
+    if babble_n and split != "test" and len({s for s, _ in voices}) >= 2:
+        items = [(f"babble-real_{i:05d}", x) for i, x in enumerate(_babble(voices, babble_n, sr, rng))]
+        write_hdf5(d / f"noise_babble-real_{split}.hdf5", "noise", items, sr); cfg[split].append((f"noise_babble-real_{split}.hdf5", 1.0))
+        rep["noise_families"][split].add("babble-real"); rep["minutes"][split]["babble-real"] = round(len(items) * 10 / 60, 2)
+        progress(f"{split:5s} babble-real      {len(items)} clips from {len({s for s, _ in voices})} speakers")
+
 # %% ../nbs/37_corpus.ipynb #39d3d082
 def _speech_split(src, texts, sr, seed):
     rng = np.random.default_rng([seed, SOURCES.index(src)])
@@ -163,19 +457,24 @@ def _speech_split(src, texts, sr, seed):
     return clips, lambda: mf
 
 def make_corpus(out_dir, minutes: float = 10., sources=SOURCES, hold_out=(), noise_minutes: float = 4.,
-                n_rirs: int = 100, sr: int = 48000, seed: int = 0, valid_frac: float = 0.05, progress=print) -> Path:
-    """Write a corpus to the new folder `out_dir`: about `minutes` of speech per source (train; `valid_frac` of it
-    again for valid and test), noise and RIR collections, and `dataset.cfg`. Returns `out_dir`."""
+                n_rirs: int = 100, sr: int = 48000, seed: int = 0, valid_frac: float = 0.05, progress=print,
+                real=(), debian_root="/", real_minutes: float | None = None) -> Path:
+    """Write a corpus to the new folder `out_dir`: about `minutes` of speech per synthetic source (train; `valid_frac`
+    of it again for valid and test), the `real` sources found under `debian_root` (all of them, or at most
+    `real_minutes` per source and split), noise and RIR collections, and `dataset.cfg`. Returns `out_dir`."""
     out = Path(out_dir)
     if out.exists(): raise FileExistsError(f"{out} exists: choose a new folder (dfnb never replaces a corpus)")
     avail = available_sources()
-    bad = [s for s in sources if s not in SOURCES] + [s for s in hold_out if s not in sources]
-    if bad: raise ValueError(f"unknown or unused sources {bad}: sources are {SOURCES}, hold_out must be among them")
+    bad = [s for s in sources if s not in SOURCES] + [s for s in hold_out if s not in sources] + [s for s in real if s not in REAL_SOURCES]
+    if bad: raise ValueError(f"unknown or unused sources {bad}: sources are {SOURCES}, real ones {REAL_SOURCES}, hold_out must be among the sources")
     missing = {s: avail[s] for s in sources if avail[s]}
     if missing: raise RuntimeError("cannot synthesise: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+    found, missing = discover_real(debian_root, real) if real else ({}, {})
+    if missing: raise RuntimeError("missing real sources: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
     try:
-        cfg = _write_corpus(tmp, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed, valid_frac, progress)
+        cfg = _write_corpus(tmp, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed, valid_frac, progress,
+                            found, str(debian_root), real_minutes)
         write_dataset_cfg(tmp / "dataset.cfg", cfg)
         out.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, out)
     except BaseException:
@@ -183,31 +482,52 @@ def make_corpus(out_dir, minutes: float = 10., sources=SOURCES, hold_out=(), noi
     return out
 
 # %% ../nbs/37_corpus.ipynb #3f7d73a1
-def _write_corpus(d, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed, valid_frac, progress):
+def _jsonable(o):
+    if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (set, frozenset)): return sorted(o)
+    if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
+    return o
+
+def _write_corpus(d, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed, valid_frac, progress,
+                  found=None, debian_root="/", real_minutes=None):
     n_tr = max(1, int(minutes * 60 / 3)); n_va = max(1, int(n_tr * valid_frac))
     texts = sentences(n_tr + 2 * n_va, seed)
     parts = {"train": texts[:n_tr], "valid": texts[n_tr:n_tr + n_va], "test": texts[n_tr + n_va:]}
     cfg = {k: [] for k in parts}; meta = {"seed": seed, "sr": sr, "sources": list(sources), "hold_out": list(hold_out)}
+    rep = {k: {s: {} for s in parts} for k in ("minutes", "buckets", "speakers")} | {
+        k: {s: set() for s in parts} for k in ("languages", "noise_families")} | {"dropped": {}, "bandwidths": {}}
+    real = split_real(found) if found else {k: [] for k in parts}
     for k, ts in parts.items():
         for src in sources:
             if k != "test" and src in hold_out: continue
             t0 = time.time(); clips, mf = _speech_split(src, ts, sr, [seed, 11 + list(parts).index(k)])
             items = list(clips())
             write_hdf5(d / f"speech_{src}_{k}.hdf5", "speech", items, sr, max_freq=mf())
-            cfg[k].append((f"speech_{src}_{k}.hdf5", 1.0))
+            cfg[k].append((f"speech_{src}_{k}.hdf5", 1.0)); rep["minutes"][k][src] = round(sum(len(x) for _, x in items) / sr / 60, 2)
             progress(f"{k:5s} {src:7s} {len(items)} clips, {sum(len(x) for _, x in items) / sr / 60:.1f} min in {time.time() - t0:.0f} s")
         scale = 1.0 if k == "train" else valid_frac
-        n_noise = max(len(NOISE_FAMILIES), int(noise_minutes * scale * 6))             # 10 s clips
+        fams = [f for f in NOISE_FAMILIES if (f in TEST_NOISE_FAMILIES) == (k == "test")]
+        n_noise = max(len(fams), int(noise_minutes * scale * 6))                        # 10 s clips
         nseed = SEED_OFFSET + 1000 * seed + 100_000 * list(parts).index(k)
-        noise = [(f"{NOISE_FAMILIES[i % len(NOISE_FAMILIES)]}_{i:05d}",
-                  noise_clip(NOISE_FAMILIES[i % len(NOISE_FAMILIES)], 10 * sr, sr, nseed + i)) for i in range(n_noise)]
-        write_hdf5(d / f"noise_{k}.hdf5", "noise", noise, sr); cfg[k].append((f"noise_{k}.hdf5", 1.0))
+        noise = [(f"{fams[i % len(fams)]}_{i:05d}", noise_clip(fams[i % len(fams)], 10 * sr, sr, nseed + i)) for i in range(n_noise)]
+        write_hdf5(d / f"noise_{k}.hdf5", "noise", noise, sr); cfg[k].append((f"noise_{k}.hdf5", 1.0)); rep["noise_families"][k] |= set(fams)
+        if real[k]: _write_real(d, k, real[k], sr, seed, max(2, int(noise_minutes * scale * 6)), real_minutes, cfg, rep, progress)
         rrng = np.random.default_rng([seed, 29, list(parts).index(k)])
         rirs = [(f"rir_{i:05d}", rir_clip(sr, rrng)) for i in range(max(1, int(n_rirs * scale)))]
         write_hdf5(d / f"rir_{k}.hdf5", "rir", rirs, sr); cfg[k].append((f"rir_{k}.hdf5", 1.0))
-        progress(f"{k:5s} noise {len(noise)} clips, rir {len(rirs)} rooms")
-    (d / "corpus.json").write_text(json.dumps(meta | {"minutes": minutes, "noise_minutes": noise_minutes,
-                                                      "n_rirs": n_rirs, "dfnb_corpus": 1}, indent=1))
+        progress(f"{k:5s} noise {len(noise)} synthetic clips, rir {len(rirs)} rooms")
+    meta |= {"minutes": minutes, "noise_minutes": noise_minutes, "n_rirs": n_rirs, "dfnb_corpus": 1}
+    if found:
+        bws = rep.pop("bandwidths")
+        meta["real"] = {"debian_root": debian_root, "sources": sorted(found), "real_minutes": real_minutes,
+                        "packages": {s: DEBIAN_SOURCES[s][0] for s in found}, "reserved": list(RESERVED),
+                        "bandwidth_rule": {"drop_db": BW_DROP_DB, "window_hz": BW_WINDOW_HZ, "edges": list(BW_EDGES)},
+                        "bandwidth_histogram": {s: np.histogram(v, bins=np.arange(0, 24001, 1000))[0].tolist() for s, v in bws.items()},
+                        "valid_languages": list(VALID_LANGUAGES), "test_languages": list(TEST_LANGUAGES),
+                        "test_noise_families": list(TEST_NOISE_FAMILIES)}
+        meta["real"] |= _jsonable(rep)
+    meta["noise_families"] = _jsonable(rep["noise_families"]); meta["minutes_per_source"] = rep["minutes"]
+    (d / "corpus.json").write_text(json.dumps(meta, indent=1))
     return cfg
 
 # %% ../nbs/37_corpus.ipynb #9a84a8ae
@@ -218,6 +538,10 @@ def make_corpus_cli(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10., help="minutes of training speech per source (default 10)")
     ap.add_argument("--sources", default="auto", help=f"comma-separated subset of {','.join(SOURCES)}, or 'auto' (all that run here)")
     ap.add_argument("--hold-out", default="", help="sources kept out of train/valid (test only)")
+    ap.add_argument("--real", default="auto", help=f"real recordings from Debian packages: comma-separated subset of {','.join(REAL_SOURCES)}, "
+                                                   "'auto' (all installed) or 'none'")
+    ap.add_argument("--debian-root", type=Path, default=Path("/"), help="where the packages are installed or unpacked (dpkg -x pkg.deb ROOT); default /")
+    ap.add_argument("--real-minutes", type=float, default=None, help="at most this many minutes per real speech source and split (default: all)")
     ap.add_argument("--noise-minutes", type=float, default=4.); ap.add_argument("--rirs", type=int, default=100)
     ap.add_argument("--sr", type=int, default=48000); ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -227,10 +551,14 @@ def make_corpus_cli(argv=None) -> int:
     if a.sources == "auto":
         for s, why in avail.items():
             if why: print(f"dfnb-make-corpus: skipping {s}: {why}", file=sys.stderr)
+    real = [] if a.real == "none" else list(REAL_SOURCES) if a.real == "auto" else [s.strip() for s in a.real.split(",") if s.strip()]
+    if a.real == "auto":
+        for s, why in discover_real(a.debian_root, REAL_SOURCES)[1].items():
+            print(f"dfnb-make-corpus: skipping {s}: {why}", file=sys.stderr); real.remove(s)
     try:
         if a.minutes <= 0 or a.noise_minutes <= 0 or a.rirs < 1: raise ValueError("--minutes and --noise-minutes must be > 0, --rirs >= 1")
         make_corpus(a.out_dir, a.minutes, tuple(srcs), tuple(s.strip() for s in a.hold_out.split(",") if s.strip()),
-                    a.noise_minutes, a.rirs, a.sr, a.seed)
+                    a.noise_minutes, a.rirs, a.sr, a.seed, real=tuple(real), debian_root=a.debian_root, real_minutes=a.real_minutes)
     except (FileExistsError, ValueError, RuntimeError) as e: err(e); return 2
     print(f"wrote {a.out_dir} (dataset.cfg inside)")
     return 0

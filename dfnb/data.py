@@ -1,5 +1,6 @@
-"""HDF5 clip collections (`speech`, `noise`, `rir`) and `dataset.cfg` exactly as DeepFilterNet writes and reads them,
-`dfnb-prepare-data` to build them, checked against DeepFilterNet's own Rust data loader.
+"""HDF5 clip collections (`speech`, `noise`, `rir`, and paired noisy/clean) and `dataset.cfg` exactly as DeepFilterNet
+writes and reads them, `dfnb-prepare-data` to build them, and `MixDataset` to mix them on the fly, band limits
+respected; checked against DeepFilterNet's own Rust data loader.
 
 Docs: https://dfnb.github.io/dfnb/data.html.md"""
 
@@ -14,8 +15,9 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['KINDS', 'CODECS', 'SPLITS', 'SNRS', 'GAINS', 'write_hdf5', 'Hdf5Clips', 'write_dataset_cfg', 'read_dataset_cfg',
-           'prepare_data_cli', 'MixDataset', 'mix_collate']
+__all__ = ['KINDS', 'PAIRED', 'CODECS', 'SPLITS', 'AUDIO_EXTS', 'SNRS', 'GAINS', 'CLEAN_SNR', 'write_hdf5', 'Hdf5Clips',
+           'write_dataset_cfg', 'read_dataset_cfg', 'prepare_data_cli', 'match_pairs', 'band_limit', 'band_mask',
+           'MixDataset', 'mix_collate']
 
 # %% ../nbs/36_data.ipynb #8b2b760d
 from .checkpoint import atomic_file
@@ -23,6 +25,7 @@ from .stft_erb import DfParams, DfState, analysis
 
 # %% ../nbs/36_data.ipynb #d60dce46
 KINDS = ("speech", "noise", "rir")
+PAIRED = ("noisy", "clean")                                # the two groups of a paired collection
 CODECS = ("pcm", "flac", "vorbis")
 _SF = {"flac": ("FLAC", "PCM_16"), "vorbis": ("OGG", "VORBIS")}
 
@@ -45,13 +48,27 @@ def _decode(data: np.ndarray, codec: str) -> np.ndarray:
     return y.T
 
 # %% ../nbs/36_data.ipynb #aa435332
+def _as_clip(key, audio) -> np.ndarray:
+    x = np.atleast_2d(np.asarray(audio, np.float32))
+    if x.ndim != 2 or x.shape[1] == 0: raise ValueError(f"clip {key!r}: expected audio [N] or [C, N] with N > 0, got {x.shape}")
+    if not np.isfinite(x).all(): raise ValueError(f"clip {key!r} holds NaN or inf samples")
+    return x
+
+def _as_pair(key, audio) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(audio, (tuple, list)) or len(audio) != 2: raise ValueError(f"pair {key!r}: expected (noisy, clean) audio")
+    n, c = _as_clip(key, audio[0]), _as_clip(key, audio[1])
+    if n.shape != c.shape: raise ValueError(f"pair {key!r}: noisy {n.shape} and clean {c.shape} differ in [channels, samples]")
+    if not np.abs(c).max() > 0: raise ValueError(f"pair {key!r}: the clean clip is silent")
+    return n, c
+
 def write_hdf5(path, kind: str, clips, sr: int, max_freq: int | None = None, dtype: str = "float32",
                codec: str = "pcm") -> Path:
     """Write `clips` (an iterable of `(key, audio)`, audio `[N]` or `[C, N]` float in [-1, 1] at `sr`) as one
-    DeepFilterNet HDF5 collection of `kind` ('speech', 'noise' or 'rir'). Returns the path."""
+    DeepFilterNet HDF5 collection of `kind` ('speech', 'noise' or 'rir'); or, for kind 'paired', audio a
+    `(noisy, clean)` pair of equal shape, written to the groups `noisy` and `clean`. Returns the path."""
     import h5py
     path = Path(path)
-    if kind not in KINDS: raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in KINDS + ("paired",): raise ValueError(f"kind must be one of {KINDS + ('paired',)}, got {kind!r}")
     if codec not in CODECS: raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
     if dtype not in ("float32", "int16"): raise ValueError(f"dtype must be 'float32' or 'int16', got {dtype!r}")
     if path.exists(): raise FileExistsError(f"{path} exists: write to a new file (dfnb never replaces a dataset)")
@@ -59,39 +76,43 @@ def write_hdf5(path, kind: str, clips, sr: int, max_freq: int | None = None, dty
     with atomic_file(path, ".hdf5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(db_id=int(time.time()), db_name=path.name, max_freq=int(max_freq or sr // 2), dtype=dtype,
                        sr=int(sr), codec=codec)
-        g = f.create_group(kind)
+        gs = [f.create_group(g) for g in (PAIRED if kind == "paired" else (kind,))]
         for key, audio in clips:
-            x = np.atleast_2d(np.asarray(audio, np.float32))
-            if x.ndim != 2 or x.shape[1] == 0: raise ValueError(f"clip {key!r}: expected audio [N] or [C, N] with N > 0, got {x.shape}")
-            if not np.isfinite(x).all(): raise ValueError(f"clip {key!r} holds NaN or inf samples")
+            xs = _as_pair(key, audio) if kind == "paired" else (_as_clip(key, audio),)
             k = str(key).replace("/", "_")
-            if k in g: raise ValueError(f"clip key {k!r} appears twice")
-            g.create_dataset(k, data=_encode(x, sr, codec, dtype)).attrs["n_samples"] = x.shape[1]; n += 1
+            if k in gs[0]: raise ValueError(f"clip key {k!r} appears twice")
+            for g, x in zip(gs, xs): g.create_dataset(k, data=_encode(x, sr, codec, dtype)).attrs["n_samples"] = x.shape[1]
+            n += 1
         if n == 0: raise ValueError("no clips to write")
     return path
 
 # %% ../nbs/36_data.ipynb #e3f98d39
 class Hdf5Clips:
-    "A DeepFilterNet HDF5 collection, read: `.kind`, `.sr`, `.max_freq`, `.codec`, `.keys`, `clips[key] -> [C, N]` float32."
+    """A DeepFilterNet HDF5 collection, read: `.kind`, `.sr`, `.max_freq`, `.codec`, `.keys`, `clips[key] -> [C, N]` float32.
+    A paired collection (groups `noisy` and `clean`) has kind 'paired'; `clips[key]` is its clean clip, `.pair(key)` both."""
     def __init__(self, path):
         import h5py
         self.path = Path(path)
         if not self.path.is_file(): raise FileNotFoundError(f"no HDF5 dataset at {self.path}")
         with h5py.File(self.path, "r") as f:
-            groups = [k for k in f.keys() if k in KINDS]
-            if len(groups) != 1: raise ValueError(f"{self.path}: expected one group of {KINDS}, found {list(f.keys())}")
+            groups = sorted(k for k in f.keys() if k in KINDS + PAIRED)
+            if groups == sorted(PAIRED): self.kind, self._group = "paired", "clean"
+            elif len(groups) == 1 and groups[0] in KINDS: self.kind = self._group = groups[0]
+            else: raise ValueError(f"{self.path}: expected one group of {KINDS} or the two groups {PAIRED}, found {list(f.keys())}")
             a = dict(f.attrs)
             missing = [k for k in ("sr", "codec") if k not in a]
             if missing: raise ValueError(f"{self.path}: file attributes {missing} missing (not a DeepFilterNet dataset?)")
-            self.kind, self.sr, self.codec = groups[0], int(a["sr"]), str(a["codec"]).lower()
+            self.sr, self.codec = int(a["sr"]), str(a["codec"]).lower()
             self.max_freq = int(a.get("max_freq", self.sr // 2)); self.dtype = str(a.get("dtype", "float32"))
-            self.keys = list(f[self.kind].keys())
-            self.n_samples = {k: int(f[self.kind][k].attrs.get("n_samples", f[self.kind][k].shape[-1])) for k in self.keys}
+            g = f[self._group]; self.keys = list(g.keys())
+            if self.kind == "paired" and set(f["noisy"].keys()) != set(self.keys):
+                raise ValueError(f"{self.path}: groups 'noisy' and 'clean' hold different keys")
+            self.n_samples = {k: int(g[k].attrs.get("n_samples", g[k].shape[-1])) for k in self.keys}
 
     def __len__(self): return len(self.keys)
     def __getitem__(self, key: str) -> np.ndarray:
         import h5py
-        with h5py.File(self.path, "r") as f: return _decode(f[self.kind][key][...], self.codec)
+        with h5py.File(self.path, "r") as f: return _decode(f[self._group][key][...], self.codec)
     def __repr__(self): return f"Hdf5Clips({self.path.name!r}: {len(self)} {self.kind} clips, {self.sr} Hz, {self.codec})"
 
 # %% ../nbs/36_data.ipynb #42d2f135
@@ -125,25 +146,36 @@ def _read_list(path: Path) -> list[Path]:
     lines = [l.strip() for l in path.read_text().splitlines()]
     return [(p if p.is_absolute() else path.parent / p) for p in map(Path, (l for l in lines if l and not l.startswith("#")))]
 
+def _to_sr(x: np.ndarray, fsr: int, sr: int, mono: bool) -> np.ndarray:
+    "`x [N, C]` as read by soundfile -> `[C, N]` float32 at `sr` (soxr very-high quality), channels averaged if `mono`."
+    import soxr
+    if mono: x = x.mean(1, keepdims=True)
+    if fsr != sr: x = soxr.resample(x, fsr, sr, quality="VHQ").astype(np.float32)
+    return x.T
+
 def _clips_from_files(files, root: Path, sr: int, mono: bool, warn):
-    import soundfile as sf, soxr
+    import soundfile as sf
     for f in files:
         try: x, fsr = sf.read(str(f), dtype="float32", always_2d=True)
         except Exception as e: warn(f"skipped {f}: {e}"); continue
         if len(x) == 0: warn(f"skipped {f}: no samples"); continue
-        if mono: x = x.mean(1, keepdims=True)
-        if fsr != sr: x = soxr.resample(x, fsr, sr, quality="VHQ").astype(np.float32)
         key = os.path.relpath(f, root) if Path(f).is_relative_to(root) else Path(f).name
-        yield key, x.T
+        yield key, _to_sr(x, fsr, sr, mono)
 
-def prepare_data_cli(argv=None) -> int:
-    "The `dfnb-prepare-data` command (DeepFilterNet's `prepare_data.py` arguments)."
-    ap = argparse.ArgumentParser(prog="dfnb-prepare-data", description="Write audio files as a DeepFilterNet HDF5 dataset.")
-    ap.add_argument("kind", choices=KINDS); ap.add_argument("audio_files", type=Path, help="text file: one audio path per line")
-    ap.add_argument("hdf5", type=Path, help="output .hdf5 (must not exist)")
+def _output_args(ap):
     ap.add_argument("--sr", type=int, default=48000); ap.add_argument("--max-freq", type=int, default=None)
     ap.add_argument("--dtype", choices=("float32", "int16"), default="float32"); ap.add_argument("--codec", choices=CODECS, default="pcm")
     ap.add_argument("--mono", action="store_true", help="average the channels")
+
+def prepare_data_cli(argv=None) -> int:
+    "The `dfnb-prepare-data` command (DeepFilterNet's `prepare_data.py` arguments); `dfnb-prepare-data paired ...` for pairs."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["paired"]: return _prepare_paired(argv[1:])
+    ap = argparse.ArgumentParser(prog="dfnb-prepare-data", description="Write audio files as a DeepFilterNet HDF5 dataset. "
+                                 "For matched noisy/clean folders: dfnb-prepare-data paired --noisy-dir N --clean-dir C out.hdf5")
+    ap.add_argument("kind", choices=KINDS); ap.add_argument("audio_files", type=Path, help="text file: one audio path per line")
+    ap.add_argument("hdf5", type=Path, help="output .hdf5 (must not exist)")
+    _output_args(ap)
     a = ap.parse_args(argv)
     err = lambda m: print(f"dfnb-prepare-data: {m}", file=sys.stderr)
     if not a.audio_files.is_file(): err(f"error: no list file {a.audio_files}"); return 2
@@ -155,8 +187,63 @@ def prepare_data_cli(argv=None) -> int:
     print(f"wrote {a.hdf5}: {len(Hdf5Clips(a.hdf5))} {a.kind} clips at {a.sr} Hz")
     return 0
 
+# %% ../nbs/36_data.ipynb #993101ec
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+def _audio_files(d: Path) -> dict[str, Path]:
+    return {p.relative_to(d).as_posix(): p for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in AUDIO_EXTS and p.is_file()}
+
+def match_pairs(noisy_dir, clean_dir) -> list[tuple[str, Path, Path]]:
+    "`(name, noisy file, clean file)` for each audio file name (relative path) found in both folders; an error unless all match."
+    noisy, clean = _audio_files(noisy_dir), _audio_files(clean_dir)
+    show = lambda xs: ", ".join(xs[:10]) + (f" and {len(xs) - 10} more" if len(xs) > 10 else "")
+    msgs = [f"{len(xs)} only in {d}: {show(xs)}" for xs, d in ((sorted(noisy.keys() - clean.keys()), noisy_dir),
+                                                             (sorted(clean.keys() - noisy.keys()), clean_dir)) if xs]
+    if msgs: raise ValueError("the noisy and clean folders must hold the same file names; " + "; ".join(msgs))
+    if not noisy: raise ValueError(f"no audio files ({', '.join(AUDIO_EXTS)}) in {noisy_dir}")
+    return [(k, noisy[k], clean[k]) for k in sorted(noisy)]
+
+def _pairs_from_files(pairs, sr: int, mono: bool):
+    import soundfile as sf
+    for k, fn, fc in pairs:
+        read = []
+        for f in (fn, fc):
+            try: read.append(sf.read(str(f), dtype="float32", always_2d=True))
+            except Exception as e: raise ValueError(f"pair {k!r}: cannot read {f}: {e}") from None
+        (xn, srn), (xc, src) = read
+        if srn != src: raise ValueError(f"pair {k!r}: noisy at {srn} Hz, clean at {src} Hz")
+        if xn.shape != xc.shape: raise ValueError(f"pair {k!r}: noisy has {xn.shape[0]} samples x {xn.shape[1]} channels, "
+                                                  f"clean {xc.shape[0]} x {xc.shape[1]}")
+        yield k, (_to_sr(xn, srn, sr, mono), _to_sr(xc, src, sr, mono))
+
+def _prepare_paired(argv) -> int:
+    ap = argparse.ArgumentParser(prog="dfnb-prepare-data paired",
+                                 description="Write matched noisy/clean audio folders as one paired HDF5 collection.")
+    ap.add_argument("hdf5", type=Path, help="output .hdf5 (must not exist)")
+    ap.add_argument("--noisy-dir", type=Path, required=True); ap.add_argument("--clean-dir", type=Path, required=True)
+    _output_args(ap)
+    a = ap.parse_args(argv)
+    err = lambda m: print(f"dfnb-prepare-data: {m}", file=sys.stderr)
+    for d in (a.noisy_dir, a.clean_dir):
+        if not d.is_dir(): err(f"error: no folder {d}"); return 2
+    if a.hdf5.exists(): err(f"error: {a.hdf5} exists: choose a new output file"); return 2
+    try: write_hdf5(a.hdf5, "paired", _pairs_from_files(match_pairs(a.noisy_dir, a.clean_dir), a.sr, a.mono), a.sr,
+                    a.max_freq, a.dtype, a.codec)
+    except ValueError as e: err(f"error: {e}"); return 2
+    print(f"wrote {a.hdf5}: {len(Hdf5Clips(a.hdf5))} noisy/clean pairs at {a.sr} Hz")
+    return 0
+
+# %% ../nbs/36_data.ipynb #8e3db690
+@patch
+def pair(self: Hdf5Clips, key: str) -> tuple[np.ndarray, np.ndarray]:
+    "`(noisy, clean)`, each `[C, N]` float32, of a paired collection's clip `key`."
+    import h5py
+    if self.kind != "paired": raise ValueError(f"{self.path.name} is a {self.kind} collection, not a paired one")
+    with h5py.File(self.path, "r") as f: return tuple(_decode(f[g][key][...], self.codec) for g in PAIRED)
+
 # %% ../nbs/36_data.ipynb #be03d1ef
 SNRS, GAINS = (-5, 0, 5, 10, 20, 40), (-6, 0, 6)
+CLEAN_SNR = 100                                            # the `snr` label of an item with no noise (`p_clean`)
 
 def _fit(x: np.ndarray, n: int, rng, loop: bool) -> np.ndarray:
     "`x [N]` cut to `n` samples at a random offset, or padded with zeros (speech) / looped (noise)."
@@ -170,28 +257,49 @@ def _draw(colls, rng):
     c = colls[int(rng.choice(len(colls), p=w / w.sum()))][0]
     return c, c.keys[int(rng.integers(len(c)))]
 
+# %% ../nbs/36_data.ipynb #eee6a049
+def band_limit(x: np.ndarray, sr: int, max_freq: float, taper: float = 500.0) -> np.ndarray:
+    """`x [..., N]` low-passed to `max_freq` Hz, zero-phase: gain 1 below `max_freq - taper`, a raised-cosine fall to 0 at
+    `max_freq`, 0 above, applied to the DFT of the whole signal (circular, float64)."""
+    n = x.shape[-1]; f = np.fft.rfftfreq(n, 1 / sr)
+    h = 0.5 - 0.5 * np.cos(np.pi * np.clip((max_freq - f) / taper, 0, 1))
+    return np.fft.irfft(np.fft.rfft(x, axis=-1) * h, n, axis=-1)
+
+# %% ../nbs/36_data.ipynb #3fec8000
+def band_mask(max_freq: torch.Tensor, n_freqs: int, sr: int) -> torch.Tensor:
+    "`[B, F]`: 1 for the STFT bins at or below each item's `max_freq` `[B]` (Hz), 0 above; float, on `max_freq`'s device."
+    mf = torch.as_tensor(max_freq)
+    f = torch.arange(n_freqs, device=mf.device, dtype=torch.float64) * (sr / (2 * (n_freqs - 1)))
+    return (f <= mf.to(torch.float64)[..., None]).to(mf.dtype if mf.is_floating_point() else torch.float32)
+
 # %% ../nbs/36_data.ipynb #ca8a753d
 class MixDataset(torch.utils.data.Dataset):
-    "Noisy/clean pairs mixed on the fly from DeepFilterNet HDF5 collections named in a `dataset.cfg` split."
+    """Noisy/clean pairs mixed on the fly from DeepFilterNet HDF5 collections named in a `dataset.cfg` split (and read
+    as they are from paired collections)."""
     def __init__(self, data_dir, cfg, split: str = "train", sr: int = 48000, max_len_s: float = 3.0, snrs=SNRS,
-                 gains=GAINS, n_noises=(2, 5), p_reverb: float = 0.0, seed: int = 0):
+                 gains=GAINS, n_noises=(2, 5), p_reverb: float = 0.0, seed: int = 0, p_clean: float = 0.0,
+                 gain_range: tuple[float, float] | None = None):
         if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not 0 <= p_clean <= 1: raise ValueError(f"p_clean must be in [0, 1], got {p_clean}")
+        if gain_range is not None and not gain_range[0] <= gain_range[1]: raise ValueError(f"gain_range must be (low, high) dB, got {gain_range}")
         colls = [(Hdf5Clips(Path(data_dir) / f), w) for f, w in read_dataset_cfg(cfg, data_dir)[split] if w > 0]
         bad = [c.path.name for c, _ in colls if c.sr != sr]
         if bad: raise ValueError(f"{bad} are not at {sr} Hz: rewrite them with dfnb-prepare-data --sr {sr}")
-        self.by_kind = {k: [(c, w) for c, w in colls if c.kind == k] for k in KINDS}
-        if not self.by_kind["speech"] or not self.by_kind["noise"]:
-            raise ValueError(f"split {split!r} of {cfg} needs at least one speech and one noise collection")
+        self.by_kind = {k: [(c, w) for c, w in colls if c.kind == k] for k in KINDS + ("paired",)}
+        if (self.by_kind["speech"] and not self.by_kind["noise"]) or not (self.by_kind["speech"] or self.by_kind["paired"]):
+            raise ValueError(f"split {split!r} of {cfg} needs at least one speech and one noise collection, or a paired one")
         if p_reverb > 0 and not self.by_kind["rir"]: raise ValueError(f"p_reverb={p_reverb} but split {split!r} has no rir collection")
         self.sr, self.n, self.snrs, self.gains, self.n_noises = sr, int(round(max_len_s * sr)), tuple(snrs), tuple(gains), n_noises
-        self.p_reverb, self.seed = float(p_reverb), int(seed)
+        self.p_reverb, self.seed, self.p_clean = float(p_reverb), int(seed), float(p_clean)
+        self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
+        self.sources = self.by_kind["speech"] + self.by_kind["paired"]            # what an epoch walks through
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int):
-        """This epoch's speech clips: each clip `floor(f)` times, plus once more with probability `frac(f)` (`f` its
-        collection's sampling factor), shuffled; seeded by `(seed, epoch)`."""
+        """This epoch's speech clips and pairs: each clip `floor(f)` times, plus once more with probability `frac(f)`
+        (`f` its collection's sampling factor), shuffled; seeded by `(seed, epoch)`."""
         self.epoch, rng = int(epoch), np.random.default_rng([self.seed, int(epoch), 1 << 30])
-        order = [(ci, ki) for ci, (c, f) in enumerate(self.by_kind["speech"]) for ki in range(len(c))
+        order = [(ci, ki) for ci, (c, f) in enumerate(self.sources) for ki in range(len(c))
                  for _ in range(int(f) + int(rng.random() < f - int(f)))]
         self.order = [order[j] for j in rng.permutation(len(order))]
         return self
@@ -205,24 +313,56 @@ def _early(rir: np.ndarray, sr: int, ms: float = 5.0) -> np.ndarray:
     return rir[:k + 1]
 
 @patch
-def __getitem__(self: MixDataset, i: int) -> dict:
-    "`{'speech', 'noisy'}` `[1, N]` float32 tensors, `snr`, `gain` (dB), `max_freq` (Hz) of item `i` this epoch."
-    rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-    ci, ki = self.order[i]; c = self.by_kind["speech"][ci][0]; k = c.keys[ki]
-    s = _fit(c[k][0], self.n, rng, loop=False).astype(np.float64); max_freq = c.max_freq
+def _gain(self: MixDataset, rng) -> float:
+    return float(rng.uniform(*self.gain_range)) if self.gain_range else self.gains[int(rng.integers(len(self.gains)))]
+
+@patch
+def _mixture(self: MixDataset, c: Hdf5Clips, k: str, rng, max_freq: float):
+    "DeepFilterNet's recipe for speech clip `k`: `(noisy, target, snr, gain)`, float64, before the peak limit."
+    s = _fit(c[k][0], self.n, rng, loop=False).astype(np.float64)
+    clean = self.p_clean > 0 and rng.random() < self.p_clean
     target = s
-    if self.p_reverb > 0 and rng.random() < self.p_reverb:
+    if not clean and self.p_reverb > 0 and rng.random() < self.p_reverb:
         rc, rk = _draw(self.by_kind["rir"], rng); h = rc[rk][0].astype(np.float64); h /= np.abs(h).max() + 1e-12
         from scipy.signal import fftconvolve
         s, target = fftconvolve(s, h)[:self.n], fftconvolve(s, _early(h, self.sr))[:self.n]
-    gain, snr = self.gains[int(rng.integers(len(self.gains)))], self.snrs[int(rng.integers(len(self.snrs)))]
+    limited = max_freq < self.sr / 2                       # speech, target and (below) noise through one low-pass
+    if limited:
+        ls = band_limit(s, self.sr, max_freq)
+        s, target = ls, (ls if target is s else band_limit(target, self.sr, max_freq))
+    gain, snr = self._gain(rng), self.snrs[int(rng.integers(len(self.snrs)))]
     g = 10 ** (gain / 20); s, target = s * g, target * g
+    if clean: return s, target, CLEAN_SNR, gain
     noise = np.zeros(self.n)
     for _ in range(int(rng.integers(self.n_noises[0], self.n_noises[1] + 1))):
         nc, nk = _draw(self.by_kind["noise"], rng); noise += _fit(nc[nk][0], self.n, rng, loop=True)
+    if limited: noise = band_limit(noise, self.sr, max_freq)
     ps, pn = np.mean(target ** 2), np.mean(noise ** 2)
     if ps > 0 and pn > 0: noise *= np.sqrt(ps / (pn * 10 ** (snr / 10)))
-    y = s + noise
+    return s + noise, target, snr, gain
+
+# %% ../nbs/36_data.ipynb #e119171b
+@patch
+def _paired(self: MixDataset, c: Hdf5Clips, k: str, rng, max_freq: float):
+    "Pair `k` of a paired collection: `(noisy, target, snr, gain)`, float64, before the peak limit."
+    y, target = (a[0].astype(np.float64) for a in c.pair(k))
+    if len(target) >= self.n:
+        o = int(rng.integers(0, len(target) - self.n + 1)); y, target = y[o:o + self.n], target[o:o + self.n]
+    else: y, target = (np.pad(a, (0, self.n - len(a))) for a in (y, target))
+    if self.p_clean > 0 and rng.random() < self.p_clean: y = target
+    if max_freq < self.sr / 2: y, target = band_limit(y, self.sr, max_freq), band_limit(target, self.sr, max_freq)
+    ps, pn = np.mean(target ** 2), np.mean((y - target) ** 2)
+    snr = int(round(10 * np.log10(ps / pn))) if ps > 0 and pn > 0 else CLEAN_SNR
+    gain = self._gain(rng); g = 10 ** (gain / 20)
+    return y * g, target * g, snr, gain
+
+@patch
+def __getitem__(self: MixDataset, i: int) -> dict:
+    "`{'speech', 'noisy'}` `[1, N]` float32 tensors, `snr`, `gain` (dB), `max_freq` (Hz, float) of item `i` this epoch."
+    rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+    ci, ki = self.order[i]; c = self.sources[ci][0]; k = c.keys[ki]
+    max_freq = float(c.max_freq) if 0 < c.max_freq < self.sr / 2 else self.sr / 2   # 0 or missing: full band
+    y, target, snr, gain = (self._paired if c.kind == "paired" else self._mixture)(c, k, rng, max_freq)
     peak = np.abs(y).max()
     if peak > 1: y, target = y / peak, target / peak
     f = lambda a: torch.from_numpy(a.astype(np.float32))[None]

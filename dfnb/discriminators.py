@@ -1,6 +1,6 @@
-"""Waveform discriminators for DeepFilterNet-style models (`DfNet4Discriminator`; MS-STFT, MSD and MPD combined as
-in EnCodec and HiFi-GAN, built from a config), and `AdversarialLossCalculator`: hinge or least-squares
-losses, feature matching, warm-up.
+"""Waveform discriminators for DeepFilterNet-style models (`DfNet4Discriminator`; MS-STFT, MSD and MPD combined as in
+EnCodec and HiFi-GAN, built from a config), and `AdversarialLossCalculator`: hinge or least-squares losses, feature
+matching, warm-up.
 
 Docs: https://dfnb.github.io/dfnb/discriminators.html.md"""
 

@@ -1,5 +1,5 @@
-"""`DistillationLoss`: a frozen teacher (the official DeepFilterNet3), its outputs computed once per batch, matched
-by the student output by output, blended with the supervised loss.
+"""`DistillationLoss`: a frozen teacher (the official DeepFilterNet3), its outputs computed once per batch, matched by
+the student output by output, blended with the supervised loss.
 
 Docs: https://dfnb.github.io/dfnb/distillation.html.md"""
 
@@ -20,6 +20,7 @@ __all__ = ['TARGETS', 'model_outputs', 'DistillationLoss', 'tempered_gain_kl']
 from .blocks import DeepFilterParams
 from .dfnet3 import DfNet3
 from .dfnet4 import DfNet4
+from .official import OnnxDfNet3
 from .losses import SpectralLoss
 from .stft_erb import DfState
 
@@ -30,11 +31,12 @@ def model_outputs(model, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> d
     if isinstance(model, DfNet4):
         g, cf, ls = model.outputs(feat_erb, feat_spec)
         return {"spec": model.apply_filters(spec, g, cf), "erb_gains": g, "df_coefs": torch.view_as_complex(cf.contiguous()), "lsnr": ls}
+    if isinstance(model, OnnxDfNet3): return model.outputs(spec, feat_erb, feat_spec)
     if isinstance(model, DfNet3):
         out, m, cf, ls = model(torch.view_as_real(spec).unsqueeze(1), feat_erb.unsqueeze(1), torch.view_as_real(feat_spec).unsqueeze(1))
         return {"spec": torch.view_as_complex(out.squeeze(1).contiguous()), "erb_gains": m[:, 0],
                 "df_coefs": torch.view_as_complex(cf.permute(0, 2, 3, 1, 4).contiguous()), "lsnr": ls[..., 0]}
-    raise TypeError(f"model_outputs: expected a DfNet3 or DfNet4, got {type(model).__name__}")
+    raise TypeError(f"model_outputs: expected a DfNet3, DfNet4 or OnnxDfNet3, got {type(model).__name__}")
 
 def _filter_params(model) -> DeepFilterParams: return model.config if isinstance(model, DfNet4) else model.p
 
@@ -51,7 +53,11 @@ class DistillationLoss(nn.Module):
         if not 0 <= alpha_kd <= 1: raise ValueError(f"DistillationLoss: alpha_kd must be in [0, 1], got {alpha_kd}")
         if not temperature > 0: raise ValueError(f"DistillationLoss: temperature must be > 0, got {temperature}")
         object.__setattr__(self, "teacher", teacher.eval())          # not a submodule: no state_dict, no optimiser, no .train()
-        for p in teacher.parameters(): p.requires_grad_(False)
+        if isinstance(teacher, nn.Module):
+            for p in teacher.parameters(): p.requires_grad_(False)
+        elif feature_pairs:
+            raise ValueError(f"DistillationLoss: feature_pairs need a torch teacher (forward hooks), got {type(teacher).__name__}; "
+                             "pass dfnb.dfnet3.load_official_dfnet3() instead of the ONNX Runtime teacher")
         self.feature_pairs = [tuple(fp) for fp in (feature_pairs or [])]
         self._t_feats, self._s_feats, self.proj = {}, {}, None
         for _, tn in self.feature_pairs: _submodule(teacher, tn)                # fail early on a wrong name
@@ -60,16 +66,20 @@ class DistillationLoss(nn.Module):
         self.spec_loss = SpectralLoss(gamma=gamma, factor_magnitude=1, factor_complex=1)
         self.terms: dict = {}
 
-    @torch.no_grad()
     def teacher_outputs(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> dict:
-        "The teacher's outputs for a batch (once per batch; in eval mode and without gradients, always)."
+        """The teacher's outputs for a batch (once per batch; in eval mode, under `torch.inference_mode`), on the
+        batch's device and in its precision."""
         self.teacher.eval()                                          # hooks only for this call: the teacher may be shared
         hooks = [_submodule(self.teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
                  for i, (_, tn) in enumerate(self.feature_pairs)]
-        try: out = model_outputs(self.teacher, spec, feat_erb, feat_spec)
+        try:
+            with torch.inference_mode(): out = model_outputs(self.teacher, spec, feat_erb, feat_spec)
         finally:
             for h in hooks: h.remove()
-        return {k: v.detach() for k, v in out.items()}
+        cd = torch.complex128 if spec.dtype == torch.complex128 else torch.complex64
+        to = lambda v: v.to(spec.device, cd if v.is_complex() else spec.real.dtype).clone()   # a normal tensor, usable by autograd
+        self._t_feats = {i: v.clone() for i, v in self._t_feats.items()}
+        return {k: to(v) for k, v in out.items()}
 
 # %% ../nbs/34_distillation.ipynb #a673c146
 def tempered_gain_kl(g_s: Tensor, g_t: Tensor, T: float, eps: float = 1e-6) -> Tensor:

@@ -1,5 +1,5 @@
-"""DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official
-real-time runtime to compare against, and the `dfnb-enhance` command.
+"""DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-
+time runtime to compare against, and the `dfnb-enhance` command.
 
 Docs: https://dfnb.github.io/dfnb/enhance.html.md"""
 

@@ -1,5 +1,6 @@
-"""A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the three standard
-metrics, and `dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime.
+"""A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the standard metrics, and
+`dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime, or any model on your own folders (PESQ,
+STOI, SI-SDR, CSIG/CBAK/COVL with references; DNSMOS P.835 with or without).
 
 Docs: https://dfnb.github.io/dfnb/evaluate.html.md"""
 
@@ -13,7 +14,9 @@ import numpy as np
 from .metrics import metrics
 
 # %% auto #0
-__all__ = ['SENTENCES', 'VOICES', 'NOISES', 'SNRS', 'make_eval_set', 'evaluate', 'summary_table', 'delta', 'evaluate_cli']
+__all__ = ['SENTENCES', 'VOICES', 'NOISES', 'SNRS', 'AUDIO_EXTS', 'MIN_SR', 'MIN_SECONDS', 'SILENCE_DBFS', 'FOLDER_METRICS',
+           'make_eval_set', 'evaluate', 'summary_table', 'delta', 'audio_files', 'pair_files', 'read_mono',
+           'model_system', 'folder_jobs', 'score', 'evaluate_folder', 'folder_table', 'write_results', 'evaluate_cli']
 
 # %% ../nbs/19_evaluate.ipynb #25ff5b9c
 SENTENCES = (
@@ -104,40 +107,187 @@ def delta(rows, a: str, b: str, metric: str = "pesq") -> tuple[float, float]:
     d = np.array([ra[k] - rb[k] for k in ra])
     return float(d.mean()), float(np.abs(d).max())
 
+# %% ../nbs/19_evaluate.ipynb #0cc9c030
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+def audio_files(folder) -> dict:
+    "The audio files directly in `folder` (by extension, `AUDIO_EXTS`), by file name, sorted."
+    d = Path(folder)
+    if not d.is_dir(): raise FileNotFoundError(f"{d}: no such folder")
+    files = {p.name: p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in AUDIO_EXTS}
+    if not files: raise ValueError(f"{d}: no audio files ({', '.join(AUDIO_EXTS)}) in this folder; point --noisy-dir/--clean-dir at "
+                                   "the folder that holds the recordings themselves")
+    return files
+
+def pair_files(noisy_dir, clean_dir) -> list[tuple[str, Path, Path]]:
+    "`(name, noisy, clean)` for every file name in both folders; mismatched names are an error that lists them."
+    noisy, clean = audio_files(noisy_dir), audio_files(clean_dir)
+    only_n, only_c = sorted(set(noisy) - set(clean)), sorted(set(clean) - set(noisy))
+    if only_n or only_c:
+        show = lambda names: ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise ValueError("noisy and clean folders must hold files of the same names (the VoiceBank-DEMAND layout): "
+                         + "; ".join(s for s in (only_n and f"only in {noisy_dir}: {show(only_n)}",
+                                                 only_c and f"only in {clean_dir}: {show(only_c)}") if s)
+                         + ". Rename or remove them so that each noisy file has its clean reference")
+    return [(k, noisy[k], clean[k]) for k in noisy]
+
+# %% ../nbs/19_evaluate.ipynb #2967dcaf
+MIN_SR, MIN_SECONDS, SILENCE_DBFS = 16000, 0.5, -90.0
+
+def read_mono(path) -> tuple[np.ndarray, int]:
+    "A mono recording as float32 and its rate, or an error naming the problem and the fix."
+    import soundfile as sf
+    path = Path(path)
+    try: x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e: raise ValueError(f"{path}: not readable as audio ({e})") from None
+    if x.shape[1] != 1:
+        raise ValueError(f"{path}: {x.shape[1]} channels; the metrics score mono recordings: mix down or pick the speech "
+                         "channel first (e.g. `sox in.wav out.wav remix 1`)")
+    if sr < MIN_SR:
+        raise ValueError(f"{path}: {sr} Hz; wide-band PESQ and DNSMOS need at least {MIN_SR} Hz: use the wide-band recordings "
+                         "(upsampling narrow-band audio does not add the missing band)")
+    if len(x) < MIN_SECONDS * sr: raise ValueError(f"{path}: {len(x) / sr:.2f} s; the metrics need at least {MIN_SECONDS} s of speech")
+    x = x[:, 0]
+    if not np.abs(x).max() >= 10 ** (SILENCE_DBFS / 20):
+        raise ValueError(f"{path}: silent (peak below {SILENCE_DBFS:g} dBFS); quality scores are undefined on silence: remove the file")
+    return x, sr
+
+# %% ../nbs/19_evaluate.ipynb #c18810ff
+def _resample(x, sr_in: int, sr_out: int, n: int | None = None) -> np.ndarray:
+    "`x` from `sr_in` to `sr_out` (soxr), cut or zero-padded to `n` samples if given."
+    import soxr
+    y = x if sr_in == sr_out else soxr.resample(np.asarray(x, np.float32), sr_in, sr_out, quality="VHQ").astype(np.float32)
+    return y if n is None else np.pad(y[:n], (0, max(0, n - len(y))))
+
+def model_system(model, df_state):
+    "`f(audio, sr) -> enhanced` at `sr`, as long as `audio`, from a model of `init_df` (resampled to and from its 48 kHz)."
+    from dfnb.enhance import enhance
+    sr_m = df_state.p.sr
+    return lambda x, sr: _resample(np.asarray(enhance(model, df_state, _resample(x, sr, sr_m)), np.float32), sr_m, sr, len(x))
+
+# %% ../nbs/19_evaluate.ipynb #297005fe
+def folder_jobs(noisy_dir, clean_dir=None) -> list[tuple[str, Path, Path | None]]:
+    """`(name, noisy, clean or None)` for every file of `noisy_dir` (paired by name with `clean_dir`), after reading
+    each one with `read_mono` and checking that the two files of a pair share their rate and length."""
+    jobs = pair_files(noisy_dir, clean_dir) if clean_dir is not None else [(k, p, None) for k, p in audio_files(noisy_dir).items()]
+    for name, pn, pc in jobs:
+        x, sr = read_mono(pn)
+        if pc is None: continue
+        c, sr_c = read_mono(pc)
+        if sr_c != sr: raise ValueError(f"{name}: noisy at {sr} Hz, clean at {sr_c} Hz; resample one folder to the other's rate")
+        if len(c) != len(x):
+            raise ValueError(f"{name}: noisy has {len(x)} samples, clean {len(c)}; pairs must be sample-aligned recordings of the same utterance")
+    return jobs
+
+# %% ../nbs/19_evaluate.ipynb #21c3cc9b
+def score(est, sr: int, clean=None, personalized: bool = False) -> dict:
+    "DNSMOS of `est`, and with `clean` also PESQ, STOI, SI-SDR and CSIG/CBAK/COVL (the composite reusing the PESQ)."
+    from dfnb.metrics import dnsmos, composite
+    out = {}
+    if clean is not None:
+        out = metrics(clean, est, sr)
+        out.update({k: v for k, v in composite(clean, est, sr, pesq_score=out["pesq"]).items() if k in ("csig", "cbak", "covl")})
+    return {**out, **dnsmos(est, sr, personalized=personalized)}
+
+def evaluate_folder(noisy_dir, clean_dir=None, systems: dict | None = None, progress: bool = True, personalized: bool = False,
+                    jobs=None) -> list[dict]:
+    """Scores of every file in `noisy_dir` (and its namesake in `clean_dir`) as it is (`system='noisy'`) and through
+    each of `systems` (`name -> f(audio, sr)`): one row per file and system. `jobs`: `folder_jobs`' list, if checked already."""
+    from tqdm.auto import tqdm
+    from dfnb.metrics import dnsmos_model_path
+    dnsmos_model_path(personalized)                   # no model file: say so before any work
+    jobs = folder_jobs(noisy_dir, clean_dir) if jobs is None else jobs
+    rows = []
+    for name, pn, pc in tqdm(jobs, disable=not progress, desc="evaluate", file=sys.stderr):
+        x, sr = read_mono(pn); clean = None if pc is None else read_mono(pc)[0]
+        for sys_name, f in {"noisy": lambda a, r: a, **(systems or {})}.items():
+            t = time.perf_counter(); y = f(x, sr); dt = time.perf_counter() - t
+            rows.append(dict(id=name, system=sys_name, sr=sr, seconds=dt, **score(y, sr, clean, personalized)))
+    return rows
+
+# %% ../nbs/19_evaluate.ipynb #7210218b
+FOLDER_METRICS = ("pesq", "stoi", "si_sdr", "csig", "cbak", "covl", "sig", "bak", "ovrl")
+
+def folder_table(rows) -> str:
+    "Means over files, one row per system, one column per metric present, as a Markdown table."
+    systems = list(dict.fromkeys(r["system"] for r in rows)); ms = [m for m in FOLDER_METRICS if m in rows[0]]
+    lines = ["| system | files | " + " | ".join(m.upper().replace("_", "-") for m in ms) + " |", "|---|---|" + "---|" * len(ms)]
+    for s in systems:
+        sel = [r for r in rows if r["system"] == s]
+        lines.append(f"| {s} | {len(sel)} | " + " | ".join(f"{np.mean([r[m] for r in sel]):.3f}" for m in ms) + " |")
+    return "\n".join(lines)
+
+def write_results(rows, path, table: str | None = None) -> Path:
+    "Write `rows` to `path` by its suffix: `.csv` or `.json` (one row per file and system) or `.md` (`table`), atomically."
+    import csv
+    from dfnb.checkpoint import atomic_file
+    path = Path(path); kind = path.suffix.lower()
+    if kind not in (".csv", ".json", ".md"): raise ValueError(f"{path}: expected a .csv, .json or .md file name")
+    with atomic_file(path) as tmp:
+        if kind == ".json": tmp.write_text(json.dumps(rows, indent=1))
+        elif kind == ".md": tmp.write_text((table if table is not None else folder_table(rows)) + "\n")
+        else:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r))); w.writeheader(); w.writerows(rows)
+    return path
+
 # %% ../nbs/19_evaluate.ipynb #91c4fd9e
+def _systems(models, onnx: bool = False, official: bool = False, per_file: bool = False) -> dict:
+    "Name -> enhancer for `evaluate` (`f(noisy)` at 48 kHz) or, with `per_file`, for `evaluate_folder` (`f(audio, sr)`)."
+    from dfnb.enhance import init_df, enhance
+    systems = {}
+    for spec in models:
+        model, df_state, suffix = init_df(spec)
+        name = "dfnb" if len(models) == 1 and not per_file else spec if per_file else suffix
+        systems[name] = model_system(model, df_state) if per_file else (lambda m, st: lambda x: enhance(m, st, x))(model, df_state)
+    if onnx:
+        from dfnb.official import OnnxDfNet3
+        m2, st2 = OnnxDfNet3(), init_df("dfnet3")[1]
+        systems["onnx"] = model_system(m2, st2) if per_file else (lambda x: enhance(m2, st2, x))
+    if official:
+        from dfnb.official import OfficialRuntime
+        rt = OfficialRuntime(); systems["official"] = lambda x: rt.process(x)[0]
+    return systems
+
+# %% ../nbs/19_evaluate.ipynb #02570acc
 def evaluate_cli(argv=None) -> int:
-    "The `dfnb-evaluate` command: noisy vs dfnb's model vs the official runtime on the generated set."
-    ap = argparse.ArgumentParser(prog="dfnb-evaluate", description="PESQ / STOI / SI-SDR on a generated eSpeak-in-noise set.")
-    ap.add_argument("--model", nargs="+", default=["dfnet3"], help="dfnb model(s) for init_df (default: dfnet3, the official "
-                    "weights in torch); several give one column each (e.g. --model dfnet3 dfnet4lite)")
+    """The `dfnb-evaluate` command: noisy vs dfnb's model vs the official runtime on the generated set, or, with
+    `--noisy-dir` (and `--clean-dir`), the input vs each `--model` on your own recordings."""
+    ap = argparse.ArgumentParser(prog="dfnb-evaluate", description="PESQ / STOI / SI-SDR on a generated eSpeak-in-noise set, or "
+                                 "PESQ / STOI / SI-SDR / CSIG / CBAK / COVL / DNSMOS on your own recordings (--noisy-dir, --clean-dir).")
+    ap.add_argument("--model", nargs="*", default=["dfnet3"], help="dfnb model(s) for init_df (default: dfnet3, the official "
+                    "weights in torch); several give one column each (e.g. --model dfnet3 dfnet4lite); none (--model alone): "
+                    "score the recordings as they are")
+    ap.add_argument("--noisy-dir", type=Path, help="score your own recordings: the noisy (or unprocessed) files; alone, DNSMOS only")
+    ap.add_argument("--clean-dir", type=Path, help="with --noisy-dir: clean references of the same file names (VoiceBank-DEMAND layout)")
+    ap.add_argument("--personalized", action="store_true", help="DNSMOS: the personalized P.835 model (penalises interfering talkers)")
+    ap.add_argument("--out", type=Path, nargs="+", default=[], metavar="FILE",
+                    help="write results: .csv / .json (one row per file and system), .md (the table)")
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--n-utt", type=int, default=1, help="utterances per noise and SNR")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per utterance")
     ap.add_argument("--noises", nargs="+", default=list(NOISES), choices=NOISES)
     ap.add_argument("--snrs", nargs="+", type=int, default=list(SNRS))
-    ap.add_argument("--no-official", action="store_true", help="skip the official runtime")
+    ap.add_argument("--no-official", action="store_true", help="skip the official runtime (generated set)")
     ap.add_argument("--onnx", action="store_true", help="also evaluate the official ONNX graphs run offline (OnnxDfNet3)")
-    ap.add_argument("--save-dir", type=Path, help="also write the set (wav + manifest.json) here")
+    ap.add_argument("--save-dir", type=Path, help="also write the generated set (wav + manifest.json) here")
     ap.add_argument("--json", type=Path, help="write the per-item metrics here")
     a = ap.parse_args(argv)
+    if a.clean_dir is not None and a.noisy_dir is None: ap.error("--clean-dir needs --noisy-dir")
+    for p in a.out:
+        if p.suffix.lower() not in (".csv", ".json", ".md"): ap.error(f"--out {p}: expected a .csv, .json or .md file name")
     import torch
-    from dfnb.enhance import init_df, enhance
-    from dfnb.official import OfficialRuntime, OnnxDfNet3
     torch.set_num_threads(1)
     t0 = time.perf_counter()
+    if a.noisy_dir is not None: return _evaluate_folder_cli(a, t0)
     items = make_eval_set(a.save_dir, a.seed, a.n_utt, a.snrs, a.noises, a.duration)
-    systems = {}
-    for spec in a.model:
-        model, df_state, suffix = init_df(spec)
-        systems["dfnb" if len(a.model) == 1 else suffix] = (lambda m, st: lambda x: enhance(m, st, x))(model, df_state)
-    if a.onnx: m2 = OnnxDfNet3(); st2 = init_df("dfnet3")[1]; systems["onnx"] = lambda x: enhance(m2, st2, x)
-    if not a.no_official: rt = OfficialRuntime(); systems["official"] = lambda x: rt.process(x)[0]
+    systems = _systems(a.model, a.onnx, not a.no_official)
     rows = evaluate(items, systems, progress=sys.stderr.isatty())
     print(f"{len(items)} utterances ({a.duration:g} s, {len(a.noises)} noises x {len(a.snrs)} SNRs x {a.n_utt}), "
           f"seed {a.seed}, models {' '.join(a.model)}\n")
-    print(summary_table(rows))
-    first = next(iter(systems))
+    table = summary_table(rows); print(table)
+    first = next(iter(systems), None)
     for s in systems:
-        if s in ("official", "onnx"):
+        if s in ("official", "onnx") and first not in (None, s):
             mean, worst = delta(rows, first, s)
             print(f"\nPESQ {first} - {s}: mean {mean:+.4f}, largest |difference| {worst:.4f}")
     gains = {s: delta(rows, s, "noisy")[0] for s in systems if s not in ("official", "onnx")}
@@ -146,5 +296,23 @@ def evaluate_cli(argv=None) -> int:
         print("\nPESQ gain over noisy: " + ", ".join(f"{s} {g:+.3f}" + (f" ({100 * g / gains[ref]:.0f} % of {ref})" if s != ref else "")
                                              for s, g in gains.items()))
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    if a.json: a.json.write_text(json.dumps(rows, indent=1))
+    for p in ([a.json] if a.json else []) + a.out: write_results(rows, p, table)
+    return 0
+
+# %% ../nbs/19_evaluate.ipynb #d7a9bca9
+def _evaluate_folder_cli(a, t0) -> int:
+    "`dfnb-evaluate --noisy-dir [--clean-dir]`: check the folders and the model file, then load the models and score."
+    from dfnb.metrics import dnsmos_model_path
+    err = lambda msg: print(f"dfnb-evaluate: error: {msg}", file=sys.stderr)
+    try: jobs = folder_jobs(a.noisy_dir, a.clean_dir); dnsmos_model_path(a.personalized)      # before loading any model
+    except (ValueError, FileNotFoundError) as e: err(e); return 2
+    try: systems = _systems(a.model, a.onnx, per_file=True)
+    except Exception as e: err(f"--model {' '.join(a.model)}: {e}"); return 2
+    rows = evaluate_folder(a.noisy_dir, a.clean_dir, systems, progress=sys.stderr.isatty(), personalized=a.personalized, jobs=jobs)
+    print(f"{len(jobs)} {'pairs' if a.clean_dir is not None else 'files'} in {a.noisy_dir}"
+          + (f" (references in {a.clean_dir})" if a.clean_dir is not None else " (no references: DNSMOS only)")
+          + (f", models {' '.join(a.model)}" if a.model else "") + f", DNSMOS {'personalized' if a.personalized else 'P.835'}\n")
+    table = folder_table(rows); print(table)
+    print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    for p in ([a.json] if a.json else []) + a.out: write_results(rows, p, table)
     return 0

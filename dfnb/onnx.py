@@ -1,5 +1,5 @@
-"""Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps
-480 samples + state to 480 samples + state, and a small ONNX Runtime streamer built on them.
+"""Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state
+to 480 samples + state, and a small ONNX Runtime streamer built on them.
 
 Docs: https://dfnb.github.io/dfnb/onnx_stateful.html.md"""
 
@@ -642,7 +642,7 @@ def export_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog='dfnb-export-onnx', description='Export DeepFilterNet as per-frame stateful ONNX graphs '
                                  '(enc/erb_dec/df_dec, combined.onnx, full.onnx) plus the stateless sequence graphs.')
     ap.add_argument('model', help="'dfnet3' (official weights), a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, "
-                    "config.ini, a DFNet4 checkpoint file, 'dfnet4lite' (the trained DfNet4Lite dfnb ships), or "
+                    "config.ini, a DFNet4 checkpoint file, 'dfnet4lite' / 'dfnet4' (the trained models dfnb ships), or "
                     "'dfnet4-random' / 'dfnet4lite-random' (untrained presets, for benchmarks)")
     ap.add_argument('-o', '--out-dir', required=True, help='output directory')
     ap.add_argument('--graphs', nargs='+', default=list(GRAPHS), help=f'which graphs (default all): {" ".join(GRAPHS)}')

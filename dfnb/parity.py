@@ -1,4 +1,5 @@
-"""Record what every layer of a model computes, compare two such recordings (torch ↔ torch, torch ↔ ONNX Runtime) and name the first layer where they part ways.
+"""Record what every layer of a model computes, compare two such recordings (torch ↔ torch, torch ↔ ONNX Runtime) and
+name the first layer where they part ways.
 
 `capture` records every layer (forward hooks, removed on exit), `onnx_capture` every value of an ONNX graph,
 `compare` maps one recording onto the other and reports errors per layer, `test_parity` asserts on it.

@@ -1,4 +1,5 @@
-"""Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by seed.
+"""Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by
+seed.
 
 `espeak` (eSpeak NG through its C library), `speech_like`, `chirp`, white/pink/brown noise, hum, babble and
 bursts, `mix_at_snr`; `demo_signal` and the `dfnb-features` command show the front end on them.

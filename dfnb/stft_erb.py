@@ -1,4 +1,5 @@
-"""How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline (batched torch, differentiable) and streaming, equal to libDF.
+"""How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline
+(batched torch, differentiable) and streaming, equal to libDF.
 
 `DfParams` is the one owner of the front-end parameters (every model configuration extends it); `DfState` gives
 `analysis`, `synthesis`, `erb_features`, `cplx_features` and `features`, and `DfStream` the same one hop at a time.

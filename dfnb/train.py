@@ -42,6 +42,8 @@ class TrainConfig:
     log_freq: int = 100
     early_stopping_patience: int = 25
     p_reverb: float = 0.1
+    p_clean: float = 0.0          # dfnb: share of speech-only items (clean in, clean out)
+    speech_gain_db: tuple = ()    # dfnb: (low, high) dB: speech gains drawn uniformly (default: DeepFilterNet's -6/0/6)
     # [optim]
     lr: float = 1e-3
     lr_min: float = 1e-6
@@ -179,7 +181,7 @@ def _git_commit() -> str | None:
 class Trainer:
     "One training run in `out_dir` (see `dfnb-train`)."
     def __init__(self, model: nn.Module, dataset_cfg, data_dir, out_dir, cfg: TrainConfig = TrainConfig(), loss_cfg=None,
-                 teacher: nn.Module | None = None, alpha_kd: float = 0.7, gan: dict | None = None, asr=None,
+                 teacher: nn.Module | None = None, alpha_kd: float = 0.7, kd_weights: dict | None = None, gan: dict | None = None, asr=None,
                  qat: bool = False, device: str = "cpu", command: str | None = None, dtype: torch.dtype = torch.float32,
                  loader: str = "dfnb"):
         self.rank, self.world = dist_info()
@@ -194,12 +196,16 @@ class Trainer:
         sections = loss_cfg if loss_cfg is not None else DFN3_LOSS
         self.loss = Loss.from_config(sections, p)
         if asr is not None: self.loss.asr = asr
-        self.kd = DistillationLoss(teacher.to(self.device), alpha_kd=alpha_kd) if teacher is not None else None
+        if isinstance(teacher, nn.Module): teacher = teacher.to(self.device)
+        self.kd = DistillationLoss(teacher, alpha_kd=alpha_kd, weights=kd_weights) if teacher is not None else None
         self.loader_kind, self.data_dir, self.dataset_cfg = loader, Path(data_dir), Path(dataset_cfg)
         self._setup_data(dataset_cfg, data_dir)
         self._setup_optim(gan)
         self.step = self.epoch = self.batch_in_epoch = self.n_skipped = self.bad_epochs = self.n_log = 0
         self.best, self.wall, self.history = float("inf"), 0.0, []
+        self.path = {"loss": "fused Numba spectral loss" if self.device.type == "cpu" else "torch spectral loss",
+                     "teacher": None if teacher is None else type(teacher).__name__ + (" (ONNX Runtime)" if not isinstance(teacher, nn.Module) else " (torch)"),
+                     "scan": "numba" if self.device.type == "cpu" else "torch", "threads": torch.get_num_threads()}
         self.meta = {"command": command, "commit": _git_commit(), "qat": qat, "teacher": type(teacher).__name__ if teacher else None,
                      "dataset_cfg": str(dataset_cfg), "world_size": self.world, "train_config": dataclasses.asdict(cfg)}
 
@@ -207,7 +213,8 @@ class Trainer:
 @patch
 def _setup_data(self: Trainer, dataset_cfg, data_dir):
     c = self.cfg; sr = self.df_params.sr
-    self.train_ds = MixDataset(data_dir, dataset_cfg, "train", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed)
+    self.train_ds = MixDataset(data_dir, dataset_cfg, "train", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed,
+                               p_clean=c.p_clean, gain_range=tuple(c.speech_gain_db) or None)
     has_valid = bool(read_dataset_cfg(dataset_cfg)["valid"])
     self.valid_ds = (MixDataset(data_dir, dataset_cfg, "valid", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed + 1)
                      if has_valid else None)
@@ -251,10 +258,13 @@ def _set_lr(self: Trainer):
 
 @patch
 def _losses(self: Trainer, b: dict) -> tuple[Tensor, dict, Tensor, Tensor]:
-    "Total generator loss of batch `b`, its terms, and the enhanced and clean waveforms (for the discriminator)."
+    """Total generator loss of batch `b`, its terms, and the enhanced and clean waveforms (for the discriminator);
+    None when the model's outputs are not finite."""
     out = self.net(b["spec_noisy"], b["feat_erb"], b["feat_spec"])
+    if not all(bool(torch.isfinite(torch.view_as_real(v) if v.is_complex() else v).all()) for v in out.values()):
+        return None                                                  # a non-finite output: the batch is skipped
     sup = self.loss(b["spec_clean"][:, None], b["spec_noisy"][:, None], out["spec"][:, None], out["erb_gains"][:, None],
-                    out["lsnr"][..., None], snrs=b["snr"])
+                    out["lsnr"][..., None], snrs=b["snr"], max_freq=b.get("max_freq"))
     terms = {k: float(v.detach()) for k, v in self.loss.terms.items()}
     total = sup
     if self.kd is not None:
@@ -287,10 +297,8 @@ def train_step(self: Trainer, b: dict) -> dict:
     b = self._to_device(b)
     self.net.train(); self.opt.zero_grad(set_to_none=True)
     bufs = [(x, x.clone()) for x in self.base.buffers()]              # BatchNorm statistics, to undo a bad batch
-    try: total, terms, y, s = self._losses(b); raised = False
-    except (ValueError, RuntimeError) as e:                      # e.g. synthesis refusing a NaN spectrum
-        if not any(w in str(e).lower() for w in ("nan", "finite", "inf")): raise
-        total, terms, y, s, raised = sum(p.sum() for p in self.base.parameters()) * 0.0, {}, None, None, True
+    res = self._losses(b); raised = res is None                  # non-finite outputs are found by looking at them
+    total, terms, y, s = res if res is not None else (sum(p.sum() for p in self.base.parameters()) * 0.0, {}, None, None)
     total.backward()
     gn = torch.nn.utils.clip_grad_norm_(self.base.parameters(), self.cfg.clip_grad_norm)
     ok = self._finite_everywhere(not raised and bool(torch.isfinite(total)) and bool(torch.isfinite(gn)))
@@ -411,6 +419,8 @@ def fit(self: Trainer, progress: bool = True, stop_at: int | None = None) -> Tra
     """Train until the plan (or `max_steps`) ends or early stopping; checkpoints and logs in `out_dir`. `stop_at`:
     leave after that global step (as an interruption would, with `last.pt` written)."""
     self.out.mkdir(parents=True, exist_ok=True)
+    if self.rank == 0 and progress is not None:
+        print("dfnb-train: " + ", ".join(f"{k}: {v}" for k, v in self.path.items() if v is not None), file=sys.stderr)
     _trim_log(self.out / "log.jsonl", self.n_log)
     bar = _bar(progress and self.rank == 0, self.total, self.step)
     while self.epoch < len(self.plan) and self.step < self.total:
@@ -483,7 +493,7 @@ def _libdfdata_batches(self: Trainer, n_left: int):
         if i >= skip + n_left: break
         if i < skip: continue
         yield {"spec_noisy": b.noisy[:, 0], "spec_clean": b.speech[:, 0], "feat_erb": b.feat_erb[:, 0],
-               "feat_spec": b.feat_spec[:, 0], "snr": b.snr}
+               "feat_spec": b.feat_spec[:, 0], "snr": b.snr, "max_freq": torch.as_tensor(b.max_freq).float()}
 
 # %% ../nbs/46_train.ipynb #258f8a2e
 def package_checkpoint(run_dir, out, epoch: str = "best") -> Path:
@@ -513,7 +523,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", type=Path, default=None, help="a DeepFilterNet config.ini: [train], [optim], [distortion], loss sections")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one TrainConfig setting (repeatable)")
     ap.add_argument("--teacher", default=None, help="distil from 'dfnet3' (the official weights) or a dfnb checkpoint")
+    ap.add_argument("--teacher-backend", default="auto", choices=("auto", "onnx", "torch"),
+                    help="run the dfnet3 teacher in ONNX Runtime (auto on a CPU: the fastest) or torch")
     ap.add_argument("--alpha-kd", type=float, default=0.7)
+    ap.add_argument("--kd-weights", default=None, help='JSON weights of the distillation targets, e.g. \'{"spec": 5000}\' (default 1 each)')
     ap.add_argument("--gan", nargs="?", const="default", default=None, help="adversarial training; optional YAML/JSON of {discriminator, loss, lr}")
     ap.add_argument("--asr", default=None, help="add an ASRLoss with this Whisper model (name in the local cache, or a file)")
     ap.add_argument("--asr-factor", type=float, default=1.0)
@@ -535,11 +548,16 @@ def _json_arg(v):
         import yaml; return yaml.safe_load(p.read_text()) or {}
     return json.loads(p.read_text() if p.is_file() else v)
 
-def _teacher(spec: str | None):
+def _teacher(spec: str | None, backend: str = "auto", device: str = "cpu"):
+    "The teacher `--teacher` names: the official DFN3 (in ONNX Runtime on a CPU unless `backend='torch'`) or a checkpoint."
     if spec is None: return None
     if spec in ("dfnet3", "DeepFilterNet3"):
+        if backend == "onnx" or (backend == "auto" and str(device) == "cpu"):
+            from dfnb.official import OnnxDfNet3
+            return OnnxDfNet3()
         from dfnb.dfnet3 import load_official_dfnet3
         return load_official_dfnet3()
+    if backend == "onnx": raise ValueError("--teacher-backend onnx runs the official DFN3 only (--teacher dfnet3)")
     return load_model(spec)
 
 def _trainer_from_args(a, command: str) -> Trainer:
@@ -556,8 +574,8 @@ def _trainer_from_args(a, command: str) -> Trainer:
         from dfnb.losses import ASRLoss
         asr = ASRLoss(a.asr, backend="pytorch", factor=a.asr_factor, sr=model.df_params.sr)
     gan = None if a.gan is None else ({} if a.gan == "default" else _json_arg(a.gan))
-    return Trainer(model, a.dataset_cfg, a.data_dir, a.out_dir, cfg, loss_cfg=a.config, teacher=_teacher(a.teacher),
-                   alpha_kd=a.alpha_kd, gan=gan, asr=asr, qat=a.qat, device=a.device, command=command, loader=a.loader)
+    return Trainer(model, a.dataset_cfg, a.data_dir, a.out_dir, cfg, loss_cfg=a.config, teacher=_teacher(a.teacher, a.teacher_backend, a.device),
+                   alpha_kd=a.alpha_kd, kd_weights=_json_arg(a.kd_weights), gan=gan, asr=asr, qat=a.qat, device=a.device, command=command, loader=a.loader)
 
 # %% ../nbs/46_train.ipynb #88defa6c
 def train_cli(argv=None) -> int:

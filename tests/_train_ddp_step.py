@@ -2,8 +2,9 @@
 parameters after the step and the loss of rank 0 to argv[2]. Used by tests/test_train_ddp.py."""
 import sys, torch
 from dfnb.train import Trainer, TrainConfig, build_model, epoch_batches, init_distributed, dist_info
+from dfnb import dfnet4
 
-TINY = dict(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4, scan_backend="torch")
+TINY = dfnet4.TINY | dict(scan_backend="torch")
 
 def main(corpus, out):
     init_distributed(); rank, world = dist_info()

@@ -7,7 +7,7 @@ from dfnb.dfnet3 import DfNet3, load_official_dfnet3
 from dfnb.dfnet4 import DfNet4, DfNet4Lite, DfNet4Config
 
 def tiny4(**kw):
-    return DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4, hybrid_hidden=16, **kw)
+    return DfNet4Config.tiny(**kw)
 
 MODELS = {"dfnet3": lambda: DfNet3(), "dfnet3-official": load_official_dfnet3, "dfnet4": lambda: DfNet4(tiny4(hybrid_encoder=True)),
           "dfnet4lite": lambda: DfNet4Lite(), "dfnet4-multires": lambda: DfNet4(tiny4(multi_res_df=True, adaptive_df_order=True))}

@@ -19,7 +19,7 @@ def test_sources_carry_their_band(src, max_freq):
 
 def test_cli_writes_a_deepfilternet_corpus(tmp_path):
     out = tmp_path / "corpus"
-    assert make_corpus_cli([str(out), "--sources", "synth", "--minutes", "0.2", "--noise-minutes", "0.1", "--rirs", "2"]) == 0
+    assert make_corpus_cli([str(out), "--sources", "synth", "--real", "none", "--minutes", "0.2", "--noise-minutes", "0.1", "--rirs", "2"]) == 0
     cfg = read_dataset_cfg(out / "dataset.cfg", out)
     kinds = {Hdf5Clips(out / f).kind for rows in cfg.values() for f, _ in rows}
     assert kinds == {"speech", "noise", "rir"}
@@ -37,11 +37,11 @@ def test_libdfdata_reads_it(tmp_path):
 
 def test_refusals(tmp_path, capsys):
     (tmp_path / "exists").mkdir()
-    assert make_corpus_cli([str(tmp_path / "exists"), "--sources", "synth"]) == 2
+    assert make_corpus_cli([str(tmp_path / "exists"), "--sources", "synth", "--real", "none"]) == 2
     assert "exists" in capsys.readouterr().err
-    assert make_corpus_cli([str(tmp_path / "a"), "--sources", "opera"]) == 2
+    assert make_corpus_cli([str(tmp_path / "a"), "--sources", "opera", "--real", "none"]) == 2
     assert "unknown" in capsys.readouterr().err
-    assert make_corpus_cli([str(tmp_path / "b"), "--sources", "synth", "--hold-out", "piper"]) == 2
-    assert make_corpus_cli([str(tmp_path / "c"), "--sources", "synth", "--minutes", "0"]) == 2
+    assert make_corpus_cli([str(tmp_path / "b"), "--sources", "synth", "--real", "none", "--hold-out", "piper"]) == 2
+    assert make_corpus_cli([str(tmp_path / "c"), "--sources", "synth", "--real", "none", "--minutes", "0"]) == 2
     assert not any((tmp_path / n).exists() for n in "abc")
     assert set(SOURCES) == {"espeak", "piper", "flite", "synth"}

@@ -7,8 +7,7 @@ from dfnb.dfnet4 import (DfNet4Config, DfNet4, DfNet4Lite, migrate_config_from_d
 from dfnb.blocks import fold_batchnorm, Conv2dNormAct, ConvTranspose2dNormAct
 
 def tiny(**kw):
-    return DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4,
-                        hybrid_hidden=16, **kw)
+    return DfNet4Config.tiny(**kw)
 
 OPTIONS = {"base": {}, "hybrid": dict(hybrid_encoder=True), "multi_res": dict(multi_res_df=True),
            "adaptive": dict(adaptive_df_order=True),

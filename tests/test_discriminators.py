@@ -15,7 +15,7 @@ SMALL = {"dfnet4": lambda: DfNet4Discriminator(hidden_channels=(8, 16, 32), num_
 @pytest.mark.parametrize("name", list(SMALL))
 def test_gradients_reach_dfnet4_through_the_synthesis(name):
     torch.manual_seed(0)
-    m = DfNet4(DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4, hybrid_hidden=16))
+    m = DfNet4(DfNet4Config.tiny())
     st = DfState(m.df_params)
     x = torch.from_numpy(speech_like(0.5, seed=1))[None]
     spec, fe, fs = st.features(x)

@@ -27,7 +27,7 @@ def test_copy_of_the_teacher_costs_nothing(dfn3, feats):
 
 def test_gradients_reach_only_the_student_and_the_teacher_never_changes(feats):
     torch.manual_seed(0)
-    teacher = DfNet4(DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4, hybrid_hidden=16))
+    teacher = DfNet4(DfNet4Config.tiny())
     for m in teacher.modules():                                          # non-trivial BatchNorm statistics
         if isinstance(m, torch.nn.BatchNorm2d): m.running_mean.normal_(0, 0.1); m.running_var.uniform_(0.5, 2)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -70,4 +70,4 @@ def test_bad_arguments(dfn3):
     with pytest.raises(ValueError, match="targets"): DistillationLoss(dfn3, targets=("mask",))
     with pytest.raises(ValueError, match="alpha_kd"): DistillationLoss(dfn3, alpha_kd=1.5)
     with pytest.raises(ValueError, match="temperature"): DistillationLoss(dfn3, temperature=0)
-    with pytest.raises(TypeError, match="DfNet3 or DfNet4"): model_outputs(torch.nn.Linear(2, 2), None, None, None)
+    with pytest.raises(TypeError, match="DfNet3, DfNet4 or OnnxDfNet3"): model_outputs(torch.nn.Linear(2, 2), None, None, None)

@@ -253,8 +253,7 @@ def test_dfnet4_fused_export_all_options(tmp_path, noisy):
     from dfnb.onnx import export_dfnet4
     from dfnb.enhance import init_df, enhance
     torch.manual_seed(2)
-    cfg = dfnet4.DfNet4Config(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=3, enc_linear_groups=4,
-                              hybrid_hidden=16, hybrid_encoder=True, multi_res_df=True, adaptive_df_order=True)
+    cfg = dfnet4.DfNet4Config.tiny(num_mamba_layers=3, hybrid_encoder=True, multi_res_df=True, adaptive_df_order=True)
     m = dfnet4.DfNet4(cfg).eval()
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d): mod.running_mean.normal_(0, 0.1); mod.running_var.uniform_(0.5, 2.0)

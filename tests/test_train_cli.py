@@ -2,17 +2,12 @@
 resume bit-identical to 4 straight steps, skipped non-finite batches, and the refusals of bad input."""
 import json
 import pytest, torch
-from dfnb.corpus import make_corpus
 from dfnb.checkpoint import load_model
 from dfnb.train import train_cli, Trainer, TrainConfig, build_model, epoch_batches
+from dfnb import dfnet4
 
-TINY = json.dumps(dict(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4))
+TINY = json.dumps(dfnet4.TINY)
 SMALL_GAN = json.dumps({"discriminator": {"n_ffts": [256], "stft_filters": 4, "use_msd": False, "use_mpd": False}, "loss": {"warmup_steps": 1}})
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("cli") / "corpus", minutes=0.3, sources=("synth",), noise_minutes=0.1,
-                       n_rirs=2, progress=lambda m: None)
 
 def args(corpus, out, *extra, steps=3):
     return [str(corpus / "dataset.cfg"), str(corpus), str(out), "--model-type", "dfnet4lite", "--model-config", TINY,

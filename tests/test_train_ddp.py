@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest, torch
 from dfnb.corpus import make_corpus
 from dfnb.checkpoint import load_model
+from dfnb import dfnet4
 
 HERE = Path(__file__).parent
 
@@ -46,7 +47,7 @@ def test_ddp_step_equals_single_process_step(corpus, tmp_path):
 def test_torchrun_trains_and_resumes(corpus, tmp_path):
     out = tmp_path / "run"
     common = [corpus / "dataset.cfg", corpus, out, "--model-type", "dfnet4lite", "--no-progress",
-              "--model-config", json.dumps(dict(conv_ch=8, mamba_d_model=32, mamba_d_state=8, num_mamba_layers=2, enc_linear_groups=4)),
+              "--model-config", json.dumps(dfnet4.TINY),
               "--set", "batch_size=4", "--set", "batch_size_scheduling=0/4", "--set", "max_sample_len_s=1.0",
               "--set", "max_steps=4", "--set", "seed=0"]
     _torchrun("-m", "dfnb.train", *common, "--stop-at", "2")
