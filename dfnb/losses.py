@@ -135,9 +135,12 @@ def compressed_mse(y: Tensor, s: Tensor, gamma: float = 1, f_m: float = 1, f_c: 
     if y.shape != s.shape: raise ValueError(f"compressed_mse: input {tuple(y.shape)} and target {tuple(s.shape)} differ in shape")
     if freq_dim not in (-1, -2): raise ValueError(f"compressed_mse: freq_dim must be -1 or -2, got {freq_dim}")
     y3 = y.reshape(1, 1, -1) if y.ndim == 1 else y.reshape(-1, *y.shape[-2:])
-    B, R, F_ = (y.shape[0] if y.ndim > 2 else 1), y3.shape[0], y3.shape[freq_dim]
-    kmax = torch.full((R,), F_, dtype=torch.int64) if max_bin is None else \
-        torch.as_tensor(max_bin, dtype=torch.int64).cpu().reshape(-1).repeat_interleave(R // B)
+    R, F_ = y3.shape[0], y3.shape[freq_dim]
+    kmax = torch.full((R,), F_, dtype=torch.int64)
+    if max_bin is not None:                                       # one value per item, shared by the item's rows
+        mb = torch.as_tensor(max_bin, dtype=torch.int64).cpu().reshape(-1)
+        if len(mb) == 0 or R % len(mb): raise ValueError(f"compressed_mse: {len(mb)} max_bin values for {R} rows of spectra")
+        kmax = mb.repeat_interleave(R // len(mb))
     fast = y.device.type == "cpu" and not s.requires_grad and y.dtype in (torch.complex64, torch.complex128) and s.dtype == y.dtype
     if fast: return _CompressedMse.apply(y3, s.reshape(y3.shape), kmax, 2 if freq_dim == -1 else 1, float(gamma), float(f_m), float(f_c), float(f_u))
     keep = None
