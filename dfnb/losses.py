@@ -27,6 +27,7 @@ from .stft_erb import DfParams, erb_widths, erb_fb, erb_inv_fb, synthesis
 from .blocks import apply_erb_gains, DeepFilterParams
 from .official import read_config
 from .whisper_adapter import SR, WhisperBackend, get_whisper_backend, log_mel, resample
+from .mamba import _numba_threads
 
 # %% ../nbs/30_losses_gan_kd.ipynb #e581a8f4
 def as_complex(x: Tensor) -> Tensor:
@@ -108,7 +109,7 @@ class _CompressedMse(torch.autograd.Function):
         np_t = np.float32 if y.dtype == torch.complex64 else np.float64
         yr, sr = (torch.view_as_real(z.detach().contiguous()).numpy() for z in (y, s))
         g = np.empty_like(yr); n = yr.shape[0] * yr.shape[1] * yr.shape[2]
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(_numba_threads())                       # torch's thread count, as the scan does
         tm, tc = _cmse_kernel(yr, sr, kmax.numpy(), faxis, np_t(gamma), np_t(f_m), np_t(f_c), np_t(f_u), np_t(n),
                               np_t(1e-12), np_t(1e-10), g)
         ctx.save_for_backward(torch.view_as_complex(torch.from_numpy(g)))
@@ -166,7 +167,7 @@ class _Frames(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, n, h):
         ctx.meta = (x.shape[-1], n, h)
-        return x.unfold(-1, n, h).contiguous()
+        return x.unfold(-1, n, h)                  # a view: the window product that follows makes the copy
     @staticmethod
     def backward(ctx, g):
         L, n, h = ctx.meta
