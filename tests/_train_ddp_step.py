@@ -19,6 +19,7 @@ def main(corpus, out):
         torch.save({"grads": {n: p.grad.clone() for n, p in t.base.named_parameters()},
                     "params": {n: p.detach().clone() for n, p in t.base.named_parameters()},
                     "buffers": {n: b.clone() for n, b in t.base.named_buffers()}, "loss": float(loss)}, out)
-    if world > 1: torch.distributed.destroy_process_group()
+    if world > 1:                          # every rank done (rank 0 may still be saving) before teardown, as dfnb-train does:
+        torch.distributed.barrier(); torch.distributed.destroy_process_group()   # without it rank 1 can abort in gloo
 
 if __name__ == "__main__": main(sys.argv[1], sys.argv[2])
