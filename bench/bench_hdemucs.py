@@ -25,7 +25,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads); torch.set_num_interop_threads(1)
     from _torchaudio_ref import torchaudio_hdemucs, why_absent
-    from dfnb.hdemucs import SOURCES, from_torchaudio, export_hdemucs
+    from dfnb.hdemucs import SOURCES, from_torchaudio
+    from dfnb.hdemucs_onnx import export_hdemucs
     from dfnb.onnx_graph import ort_session
     from dfnb.metrics import snr
     from _results import table, write_results

@@ -1,4 +1,6 @@
-"""Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter
+"""The layers DeepFilterNet3 and DFNet4 share, written once.
+
+Grouped linear layers, the squeezed GRU, causal separable 2-D convolutions, ERB gain application and the deep-filter
 operation: written once, shared by DeepFilterNet3 (`dfnb.dfnet3`) and DFNet4 (`dfnb.dfnet4`).
 
 Docs: https://dfnb.github.io/dfnb/blocks.html.md"""
@@ -7,17 +9,20 @@ Docs: https://dfnb.github.io/dfnb/blocks.html.md"""
 
 # %% ../nbs/12_blocks.ipynb #2bc9435f
 from __future__ import annotations
-import math
+import copy, math
+from functools import partial
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from fastcore.basics import patch
 from .stft_erb import DfParams
 
 # %% auto #0
-__all__ = ['PF_BETA', 'GroupedLinear', 'SqueezedGRU_S', 'Conv2dNormAct', 'ConvTranspose2dNormAct', 'fold_batchnorm',
-           'apply_erb_gains', 'deep_filter', 'deep_filter_ri', 'gains_and_filter', 'post_filter', 'shift_frames',
-           'DeepFilterParams']
+__all__ = ['PF_BETA', 'GroupedLinear', 'grouped_linear', 'SqueezedGRU_S', 'Conv2dNormAct', 'stream_conv',
+           'ConvTranspose2dNormAct', 'fold_batchnorm', 'FrameConv', 'FrameLinear', 'apply_erb_gains', 'deep_filter',
+           'deep_filter_ri', 'gains_and_filter', 'post_filter', 'shift_frames', 'DeepFilterParams', 'flat_map',
+           'unflat_map', 'encode_convs', 'erb_unet', 'add_encoder_convs', 'add_erb_unet']
 
 # %% ../nbs/12_blocks.ipynb #63003a92
 class GroupedLinear(nn.Module):
@@ -34,10 +39,24 @@ class GroupedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.input_size:
             raise ValueError(f"GroupedLinear: expected last dim {self.input_size}, got shape {tuple(x.shape)}")
-        x = x.unflatten(-1, (self.groups, self.ws))                       # [..., G, I/G]
-        return torch.einsum("...gi,gih->...gh", x, self.weight).flatten(-2)
+        return grouped_linear(x, self.weight)
 
     def extra_repr(self): return f"{self.input_size}, {self.hidden_size}, groups={self.groups}"
+
+# %% ../nbs/12_blocks.ipynb #d4b0e3ef
+def grouped_linear(x: Tensor, w: Tensor, layout: str = "seq") -> Tensor:
+    """`x [..., I]` times the block-diagonal matrix of `w [G, I/G, H/G]` -> `[..., H]`: `GroupedLinear`'s map, written
+    once for every time mode. `layout` only picks the ops a graph gets: "seq" any leading dims (one einsum), "frame"
+    `[B, I]` (one batched matmul), "row" one frame of batch 1, `x` of any shape holding `I` values -> `[1, H]` (no
+    Reshape node before a plain matmul when `G = 1` and `x` is already a row)."""
+    G = w.shape[0]
+    if layout == "seq": return torch.einsum("...gi,gih->...gh", x.unflatten(-1, (G, -1)), w).flatten(-2)
+    if layout == "frame":
+        return x @ w[0] if G == 1 else (x.unflatten(-1, (G, -1)).transpose(0, 1) @ w).transpose(0, 1).flatten(1)
+    if layout == "row":
+        if G > 1: return (x.reshape(G, 1, -1) @ w).reshape(1, -1)
+        return (x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1)) @ w[0]
+    raise ValueError(f"grouped_linear: layout must be 'seq', 'frame' or 'row', got {layout!r}")
 
 # %% ../nbs/12_blocks.ipynb #092be7a8
 class SqueezedGRU_S(nn.Module):
@@ -117,6 +136,14 @@ class Conv2dNormAct(_ConvNormActBase):
         "The zero buffer a stream starts from, for inputs shaped like `x_like` `[B, C, T, F]`."
         return x_like.new_zeros(x_like.shape[0], x_like.shape[1], self.kernel_size[0] - 1, x_like.shape[3])
 
+# %% ../nbs/12_blocks.ipynb #ac36690d
+def stream_conv(conv: nn.Module, x: Tensor, key: str, state: dict | None, new: dict | None = None) -> Tensor:
+    "Causal block `conv` on a whole sequence (`state` None) or on a chunk of a stream, with its buffer in `state[key]`."
+    if state is None: return conv(x)
+    y, buf = conv(x, buf=state[key] if key in state else conv.init_buf(x))
+    (state if new is None else new)[key] = buf
+    return y
+
 # %% ../nbs/12_blocks.ipynb #1960f149
 class ConvTranspose2dNormAct(_ConvNormActBase):
     "Causal-in-time transposed 2-D conv that upsamples frequency by `fstride`, then norm and activation."
@@ -157,6 +184,105 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         conv.bias = nn.Parameter(bias.clone())
         blk.norm = None
     return model.eval()
+
+# %% ../nbs/12_blocks.ipynb #9799eab0
+class FrameConv(nn.Module):
+    """One output frame of a `Conv2dNormAct` / `ConvTranspose2dNormAct` block as a gather plus one matrix product, on
+    channels-last maps: `x [B, F_in, k_t*C_in]` (the window's k_t frames side by side, oldest first) -> `[B, F_out, C_out]`,
+    or, in the row layout (batch 1, see `_row`), `x [F_in, k_t*C_in]` -> `[F_out, C_out]`."""
+    def __init__(self, blk: nn.Module, f_in: int):
+        super().__init__()
+        blk = fold_batchnorm(copy.deepcopy(blk)).float()
+        if blk.norm is not None: raise ValueError(f"FrameConv: cannot fold {type(blk.norm).__name__} of {type(blk).__name__}")
+        W, b, src, f_out = _frame_matrix(blk, f_in)
+        idx = [[src(fo, j) for j in range(blk.kernel_size[1])] for fo in range(f_out)]
+        idx = torch.tensor([[i if 0 <= i < f_in else f_in for i in r] for r in idx]).flatten()   # f_in: the zero row
+        self.f_in, self.f_out, self.kf, self.act = f_in, f_out, blk.kernel_size[1], blk.act
+        self.register_buffer("idx", None if torch.equal(idx, torch.arange(f_in)) else idx)
+        self.register_buffer("W", W.detach().contiguous()); self.register_buffer("b", b.detach().clone())
+        self.can_pad = isinstance(self.act, nn.ReLU)                             # see `_row`
+        self.register_buffer("b_pad", torch.cat([self.b.expand(f_out, -1), torch.full((1, self.b.shape[0]), -1e30)]))
+        self.register_buffer("idx_pad", None if self.idx is None else torch.cat([self.idx, torch.full((self.kf,), f_in)]))
+        self.row_opts = {}                                                       # see `row_view`
+
+    def forward(self, x: Tensor, buf: Tensor | None = None, **row):
+        """One frame `x`; with `buf` (the block's last k_t-1 input frames, channels side by side) returns `(y, new_buf)`
+        as `Conv2dNormAct` does, so `stream_conv` runs either. `row`: `_row`'s options (2-D `x` only)."""
+        if buf is not None:
+            win = torch.cat([buf, x], -1)
+            return self(win, **row), win[..., x.shape[-1]:]
+        if x.dim() == 2: return self._row(x, **row)
+        B = x.shape[0]
+        if self.idx is not None: x = torch.cat([x, x.new_zeros(B, 1, x.shape[2])], 1).index_select(1, self.idx)
+        y = torch.addmm(self.b, x.reshape(B * self.f_out, -1), self.W)         # 2-D: one Gemm in ONNX
+        if self.act is not None: y = self.act(y)
+        return y.reshape(B, self.f_out, -1)
+
+# %% ../nbs/12_blocks.ipynb #95a615ee
+def _frame_matrix(blk, f_in: int):
+    "`(W [k_f*k_t*C_in, C_out], b, src(f_out, j) -> input bin or -1, F_out)` of a BatchNorm-free block on one frame."
+    conv, pw = blk.conv, blk.pointwise
+    kt, kf = conv.kernel_size; s, p, dil = conv.stride[1], conv.padding[1], conv.dilation[1]
+    cin, cout, g = conv.in_channels, conv.out_channels, conv.groups
+    if isinstance(conv, nn.ConvTranspose2d):
+        if kt != 1 or g != 1: raise ValueError("FrameConv: transposed convs need k_t = 1 and groups = 1")
+        W = conv.weight.permute(1, 0, 2, 3)                                    # [C_out, C_in, kt, kf]
+        f_out = (f_in - 1) * s - 2 * p + dil * (kf - 1) + conv.output_padding[1] + 1
+        src = lambda fo, j: (fo + p - j * dil) // s if (fo + p - j * dil) % s == 0 else -1
+    else:
+        if blk.tpad != (kt - 1, 0): raise ValueError(f"FrameConv: needs a causal block without lookahead, got tpad {blk.tpad}")
+        W = torch.zeros(cout, cin, kt, kf)                                     # grouped -> dense
+        for i in range(g):
+            o, c = slice(i * cout // g, (i + 1) * cout // g), slice(i * cin // g, (i + 1) * cin // g)
+            W[o, c] = conv.weight[o]
+        f_out = (f_in + 2 * p - dil * (kf - 1) - 1) // s + 1
+        src = lambda fo, j: fo * s - p + j * dil
+    b = conv.bias if conv.bias is not None else torch.zeros(cout)
+    if pw is not None:
+        P = pw.weight[:, :, 0, 0]
+        W, b = torch.einsum("oc,cikj->oikj", P, W), P @ b + (pw.bias if pw.bias is not None else 0)
+    return W.permute(3, 2, 1, 0).reshape(kf * kt * cin, cout), b, src, f_out
+
+# %% ../nbs/12_blocks.ipynb #9e2a371d
+@patch
+def _row(self: FrameConv, x: Tensor, transposed: bool = False, padded: bool = False, pad_out: bool = False) -> Tensor:
+    "`x [F_in (+1 if padded), k_t*C_in]` -> `[F_out (+1 if pad_out), C_out]` (or `[C_out, F_out]` if `transposed`)."
+    transposed, padded, pad_out = (self.row_opts.get(k, v) for k, v in
+                                   (("transposed", transposed), ("padded", padded), ("pad_out", pad_out)))
+    if self.idx is not None:
+        if not padded: x = torch.cat([x, x.new_zeros(1, x.shape[1])], 0)
+        x = x.index_select(0, self.idx_pad if pad_out else self.idx).reshape(self.f_out + pad_out, -1)
+    b = self.b_pad if pad_out else self.b
+    y = torch.addmm(self.b[:, None], self.W.T, x.T) if transposed else torch.addmm(b, x, self.W)
+    return y if self.act is None else self.act(y)
+
+@patch
+def row_view(self: FrameConv, **opts) -> FrameConv:
+    "The same block (shared buffers) with `_row`'s options fixed, so that a network calls every block alike."
+    if set(opts) - {"transposed", "padded", "pad_out"}: raise ValueError(f"FrameConv.row_view: unknown options {sorted(opts)}")
+    if opts.get("pad_out") and not self.can_pad: raise ValueError("FrameConv.row_view: pad_out needs a ReLU block")
+    v = copy.copy(self); v.row_opts = {**self.row_opts, **opts}
+    return v
+
+# %% ../nbs/12_blocks.ipynb #000aafc6
+class FrameLinear(nn.Module):
+    "A `GroupedLinear` / `nn.Linear` (+ `act`) for one frame: fp32 snapshot, `grouped_linear` in layout 'frame' or 'row'."
+    def __init__(self, lin: nn.Module, act: nn.Module | None = None, layout: str = "frame"):
+        super().__init__()
+        if layout not in ("frame", "row"): raise ValueError(f"FrameLinear: layout must be 'frame' or 'row', got {layout!r}")
+        if not isinstance(lin, (GroupedLinear, nn.Linear)): raise TypeError(f"FrameLinear: expected a GroupedLinear or nn.Linear, got {type(lin).__name__}")
+        w = lin.weight if isinstance(lin, GroupedLinear) else lin.weight.T[None]
+        self.register_buffer("w", w.detach().float().clone())
+        self.register_buffer("b", None if getattr(lin, "bias", None) is None else lin.bias.detach().float().clone())
+        self.act, self.layout = act, layout
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.layout == "row" and self.b is not None and self.w.shape[0] == 1:   # one Gemm
+            y = torch.addmm(self.b, x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1), self.w[0])
+        else:
+            y = grouped_linear(x, self.w, self.layout)
+            if self.b is not None: y = y + self.b
+        return y if self.act is None else self.act(y)
 
 # %% ../nbs/12_blocks.ipynb #f58a8ec0
 def apply_erb_gains(spec: Tensor, gains: Tensor, erb_inv_fb: Tensor) -> Tensor:
@@ -253,3 +379,65 @@ class DeepFilterParams(DfParams):
     def lookahead(self) -> int:
         "Frames of algorithmic lookahead: a streaming implementation's output lags its input by this many hops."
         return max(self.conv_lookahead, self.df_lookahead)
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic delay of a streaming DeepFilterNet in samples: the STFT's `delay` (`fft_size - hop_size`) plus
+        `lookahead` hops; 1440 (30 ms) for DeepFilterNet3 at 48 kHz. The one home of this number."""
+        return self.delay + self.lookahead * self.hop_size
+
+# %% ../nbs/12_blocks.ipynb #ac791fa8
+def flat_map(x: Tensor, layout: str = "seq") -> Tensor:
+    "A feature map as one vector per frame: `[B,C,T,F]` -> `[B,T,F*C]` ('seq'), `[B,F,C]` -> `[B,F*C]`, `[F,C]` -> `[1,F*C]`."
+    return x.permute(0, 2, 3, 1).flatten(2) if layout == "seq" else x.flatten(1) if layout == "frame" else x.reshape(1, -1)
+
+def unflat_map(x: Tensor, nf: int, layout: str = "seq") -> Tensor:
+    "Inverse of `flat_map` for a map of `nf` bands (channels innermost, as `flat_map` writes them)."
+    if layout == "seq": return x.unflatten(-1, (nf, -1)).permute(0, 3, 1, 2)
+    return x.unflatten(-1, (nf, -1)) if layout == "frame" else x.reshape(nf, -1)
+
+def encode_convs(m: nn.Module, feat_erb: Tensor, feat_spec: Tensor, state: dict | None = None, new: dict | None = None,
+                 layout: str = "seq"):
+    """DeepFilterNet's convolutional encoder on module `m`'s blocks: `(e0, e1, e2, e3)` (the ERB decoder's skips), the
+    complex-path map `c0` (the DF decoder's pathway input) and the embedding `flat(e3) + df_fc_emb(flat(c1))`. The two
+    temporal blocks keep their buffers in `state` / `new` (`stream_conv`)."""
+    e0 = stream_conv(m.erb_conv0, feat_erb, "erb_conv0", state, new)
+    e1 = m.erb_conv1(e0); e2 = m.erb_conv2(e1); e3 = m.erb_conv3(e2)
+    c0 = stream_conv(m.df_conv0, feat_spec, "df_conv0", state, new)
+    return (e0, e1, e2, e3), c0, flat_map(e3, layout) + m.df_fc_emb(flat_map(m.df_conv1(c0), layout))
+
+def erb_unet(m: nn.Module, y: Tensor, skips) -> Tensor:
+    "DeepFilterNet's ERB decoder pathway on module `m`'s blocks: the `[E/4]`-band map `y` and the skips `(e0, e1, e2, e3)` -> gains."
+    e0, e1, e2, e3 = skips
+    y = m.convt3(m.conv3p(e3) + y)
+    y = m.convt2(m.conv2p(e2) + y)
+    y = m.convt1(m.conv1p(e1) + y)
+    return m.conv0_out(m.conv0p(e0) + y)
+
+# %% ../nbs/12_blocks.ipynb #059ecf46
+def _conv_kw(folded: bool) -> dict: return dict(bias=True, norm=None) if folded else dict(bias=False)
+
+def add_encoder_convs(m: nn.Module, conv_ch: int, kernel_inp, kernel, nb_df: int, emb_dim: int, groups: int,
+                      folded: bool = False) -> nn.Module:
+    "Give `m` DeepFilterNet's encoder blocks `erb_conv0..3`, `df_conv0..1`, `df_fc_emb` (in that order), for `encode_convs`."
+    C, conv = conv_ch, partial(Conv2dNormAct, separable=True, **_conv_kw(folded))
+    m.erb_conv0 = conv(1, C, kernel_inp)
+    m.erb_conv1 = conv(C, C, kernel, fstride=2)
+    m.erb_conv2 = conv(C, C, kernel, fstride=2)
+    m.erb_conv3 = conv(C, C, kernel, fstride=1)
+    m.df_conv0 = conv(2, C, kernel_inp)
+    m.df_conv1 = conv(C, C, kernel, fstride=2)
+    m.df_fc_emb = nn.Sequential(GroupedLinear(C * nb_df // 2, emb_dim, groups), nn.ReLU())
+    return m
+
+def add_erb_unet(m: nn.Module, conv_ch: int, kernel, convt_kernel, separable: bool = False, folded: bool = False) -> nn.Module:
+    """Give `m` DeepFilterNet's ERB decoder blocks `conv3p, convt3, ..., conv0p, conv0_out` (in that order), for `erb_unet`.
+    `separable`: DFN3's form, with depthwise 1x1 pathway convolutions and separable transposed ones; DFNet4's are dense."""
+    C, kw = conv_ch, _conv_kw(folded)
+    conv, tconv = partial(Conv2dNormAct, **kw), partial(ConvTranspose2dNormAct, fstride=2, separable=separable, **kw)
+    path = partial(conv, C, C, 1, separable=separable)                 # 1x1: depthwise (a per-channel scale) or dense
+    m.conv3p, m.convt3 = path(), conv(C, C, kernel, separable=True)
+    m.conv2p, m.convt2 = path(), tconv(C, C, convt_kernel)
+    m.conv1p, m.convt1 = path(), tconv(C, C, convt_kernel)
+    m.conv0p, m.conv0_out = path(), conv(C, 1, kernel, separable=True, activation=nn.Sigmoid)
+    return m

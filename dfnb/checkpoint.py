@@ -1,4 +1,6 @@
-"""`save_model` / `load_model` / `load_training_state`: one file holds a model's weights, everything needed to rebuild
+"""One file per model: its weights, how to rebuild it, and the state to resume training.
+
+`save_model` / `load_model` / `load_training_state`: one file holds a model's weights, everything needed to rebuild
 it, and (optionally) the state to resume training, written atomically and read back without arguments.
 
 Docs: https://dfnb.github.io/dfnb/checkpoint.html.md"""
@@ -8,14 +10,16 @@ Docs: https://dfnb.github.io/dfnb/checkpoint.html.md"""
 # %% ../nbs/04_checkpoint.ipynb #ba37c41a
 from __future__ import annotations
 import contextlib, importlib, os, tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'register_model_type', 'model_class', 'model_type_of', 'atomic_file', 'atomic_torch_save', 'save_model',
-           'load_model', 'load_training_state']
+__all__ = ['MODEL_TYPES', 'TASKS', 'SHIPPED', 'MODEL_NAMES', 'register_model_type', 'model_class', 'model_type_of', 'atomic_file',
+           'atomic_torch_save', 'save_model', 'load_model', 'load_training_state', 'ModelName', 'model_names',
+           'model_name', 'shipped_path', 'load_named']
 
 # %% ../nbs/04_checkpoint.ipynb #1d785c2c
 MODEL_TYPES: dict[str, str | type] = {
@@ -34,16 +38,20 @@ def register_model_type(name: str, cls) -> None:
 
 def _norm(name) -> str: return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
+def _resolve(spec):
+    "The object an import path `'module:attr'` names (imported on first use; anything else is returned as it is)."
+    if not isinstance(spec, str): return spec
+    mod, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+# %% ../nbs/04_checkpoint.ipynb #19934deb
 def model_class(model_type: str) -> type:
     "The class registered for `model_type` (also accepts a class name such as `'DfNet4Lite'`, as older files hold)."
     key = next((k for k in MODEL_TYPES if _norm(k) == _norm(model_type)), None)
     if key is None:
         raise ValueError(f"unknown model_type {model_type!r}; known model types: {', '.join(sorted(MODEL_TYPES))} "
                          f"(register others with dfnb.checkpoint.register_model_type)")
-    cls = MODEL_TYPES[key]
-    if isinstance(cls, str):
-        mod, _, attr = cls.partition(":")
-        cls = MODEL_TYPES[key] = getattr(importlib.import_module(mod), attr)
+    cls = MODEL_TYPES[key] = _resolve(MODEL_TYPES[key])
     return cls
 
 def model_type_of(model: nn.Module) -> str:
@@ -117,6 +125,7 @@ def _fit_report(model: nn.Module, sd: dict, strict: bool) -> str | None:
     if shapes: parts.append(f"{len(shapes)} of another shape ({few(shapes)})")
     return "; ".join(parts) or None
 
+# %% ../nbs/04_checkpoint.ipynb #b573a4a7
 def load_model(path, map_location=None, strict: bool = True) -> nn.Module:
     "Rebuild the model saved by `save_model` from the file alone (in eval mode)."
     ck = _read(path, map_location)
@@ -138,3 +147,81 @@ def load_training_state(path, optimizer=None, scheduler=None, map_location=None)
         if key not in ck: raise ValueError(f"checkpoint: {path} holds no {key.removesuffix('_dict')} (saved without training state)")
         obj.load_state_dict(ck[key])
     return {"epoch": ck.get("epoch"), "global_step": ck.get("global_step"), "metadata": ck.get("metadata")}
+
+# %% ../nbs/04_checkpoint.ipynb #8d7bb585
+@dataclass(frozen=True)
+class ModelName:
+    "A model known by name: what builds it (`'module:callable'`; None: a trained model dfnb ships), its task, its title."
+    name: str                          # canonical name, e.g. 'dfnet4lite'
+    task: str                          # 'speech' (enhancement) or 'music' (source separation)
+    build: str | None                  # import path of a callable returning the model; None: `SHIPPED[name]` in dfnb/models
+    title: str                         # what outputs are labelled with, e.g. 'DeepFilterNet4Lite'
+    aliases: tuple[str, ...] = ()      # other spellings (case and punctuation are ignored anyway)
+    kwargs: tuple = ()                 # (keyword, value) pairs for `build`
+    about: str = ""                    # one line for help texts
+
+    @property
+    def shipped(self) -> bool: return self.build is None
+
+TASKS = ("speech", "music")
+SHIPPED: dict[str, str] = {"dfnet4lite": "dfnet4lite.pt", "dfnet4": "dfnet4.pt"}   # trained dfnb models in dfnb/models
+_SMALL_HDEMUCS = (("channels", 8), ("nfft", 256), ("depth", 4), ("dconv_lstm", 2), ("dconv_attn", 2))
+
+MODEL_NAMES: dict[str, ModelName] = {m.name: m for m in (
+    ModelName("dfnet3", "speech", "dfnb.dfnet3:load_official_dfnet3", "DeepFilterNet3", ("DeepFilterNet3",),
+              about="the official DeepFilterNet3 weights, in torch"),
+    ModelName("dfnet3-onnx", "speech", "dfnb.official:OnnxDfNet3", "DeepFilterNet3-onnx", ("onnx",),
+              about="the official DeepFilterNet3 ONNX graphs, in ONNX Runtime"),
+    ModelName("dfnet4lite", "speech", None, "DeepFilterNet4Lite", ("DeepFilterNet4Lite",), about="dfnb's trained DfNet4Lite"),
+    ModelName("dfnet4", "speech", None, "DeepFilterNet4", ("DeepFilterNet4",), about="dfnb's trained DfNet4"),
+    ModelName("dfnet4-random", "speech", "dfnb.dfnet4:DfNet4", "DfNet4-random", about="an untrained DfNet4 (benchmarks)"),
+    ModelName("dfnet4lite-random", "speech", "dfnb.dfnet4:DfNet4Lite", "DfNet4Lite-random", about="an untrained DfNet4Lite (benchmarks)"),
+    ModelName("random", "music", "dfnb.hdemucs:hdemucs_high", "random", about="an untrained hdemucs_high"),
+    ModelName("random-small", "music", "dfnb.hdemucs:HDemucs", "random-small", kwargs=_SMALL_HDEMUCS,
+              about="a small untrained HDemucs (tests)"),
+)}
+
+# %% ../nbs/04_checkpoint.ipynb #52fafa7a
+def _check_task(task):
+    if task is not None and task not in TASKS: raise ValueError(f"task: expected one of {TASKS} or None, got {task!r}")
+
+def model_names(task: str | None = None) -> list[str]:
+    "The canonical names of `task`'s models ('speech', 'music'; None: all), for help texts and error messages."
+    _check_task(task)
+    return [n for n, m in MODEL_NAMES.items() if task in (None, m.task)]
+
+def _lookup(name, task=None) -> ModelName | None:
+    "The `ModelName` `name` spells (case and punctuation ignored), among `task`'s models; no file-system check."
+    _check_task(task)
+    if not isinstance(name, str) or not name.strip(): return None
+    key = _norm(name)
+    return next((m for m in MODEL_NAMES.values() if task in (None, m.task) and key in {_norm(a) for a in (m.name, *m.aliases)}), None)
+
+def model_name(name, task: str | None = None) -> ModelName | None:
+    "The `ModelName` `name` spells, or None (not a name, or an existing path); `task`: 'speech', 'music' or None (any)."
+    _check_task(task)
+    if isinstance(name, str) and name.strip() and Path(name).exists(): return None
+    return _lookup(name, task)
+
+# %% ../nbs/04_checkpoint.ipynb #de1c8737
+def shipped_path(name) -> Path:
+    "The checkpoint under `dfnb/models` of a trained model dfnb ships (`'dfnet4lite'`, `'dfnet4'`, or an alias)."
+    m = _lookup(name)
+    if m is None or not m.shipped:
+        raise ValueError(f"{name!r} is not a shipped dfnb model: choose one of {sorted(SHIPPED)}")
+    from importlib.resources import files
+    p = Path(str(files("dfnb"))) / "models" / SHIPPED[m.name]
+    if not p.is_file():
+        raise ValueError(f"no trained {m.name} ships with this dfnb ({p.name} is not in dfnb/models): train one with "
+                         f"`dfnb-train --model-type {m.name} ...` and pass its checkpoint or run folder")
+    return p
+
+def load_named(name, device="cpu", task: str | None = None, seed: int | None = None):
+    "The model `name` stands for (see `MODEL_NAMES`), in eval mode on `device`; `seed` seeds torch before an untrained build."
+    m = _lookup(name, task)
+    if m is None:
+        raise ValueError(f"unknown model name {name!r}; known{' ' + task if task else ''} models: {', '.join(model_names(task))}")
+    if m.shipped: return load_model(shipped_path(m.name), map_location=device)
+    if seed is not None: torch.manual_seed(seed)
+    model = _resolve(m.build)(**dict(m.kwargs))
+    return model.to(device).eval() if isinstance(model, nn.Module) else model

@@ -1,7 +1,9 @@
-"""`dfnb-make-corpus`: real speech and noise from Debian packages (klettres, the Fish Fillets NG voices, Asterisk's
-prompts, OpenTTD's sounds), speech from every synthesiser that installs here (eSpeak NG, a Piper neural voice,
-Flite, the synthetic talker of `dfnb.signals`), the noise families of `dfnb.signals`, and room impulse responses
-from an image-source simulator, written as DeepFilterNet HDF5 collections with their `dataset.cfg`.
+"""`dfnb-make-corpus`: a training corpus of speech, noise and rooms, built from what installs here.
+
+`dfnb-make-corpus`: real speech and noise from Debian packages (klettres, the Fish Fillets NG voices, Asterisk's
+prompts, OpenTTD's sounds), speech from every synthesiser that installs here (eSpeak NG, a Piper neural voice, Flite,
+the synthetic talker of `dfnb.signals`), the noise families of `dfnb.signals`, and room impulse responses from an
+image-source simulator, written as DeepFilterNet HDF5 collections with their `dataset.cfg`.
 
 Docs: https://dfnb.github.io/dfnb/corpus.html.md"""
 
@@ -9,13 +11,13 @@ Docs: https://dfnb.github.io/dfnb/corpus.html.md"""
 
 # %% ../nbs/37_corpus.ipynb #a23e5ecb
 from __future__ import annotations
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, subprocess, tempfile, time
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['ESPEAK_VOICES', 'FLITE_VOICES', 'SOURCES', 'SYNTH', 'NOISE_FAMILIES', 'SEED_OFFSET', 'DEBIAN_SOURCES', 'REAL_SOURCES',
-           'RESERVED', 'BW_DROP_DB', 'BW_WINDOW_HZ', 'BW_EDGES', 'VALID_LANGUAGES', 'TEST_LANGUAGES',
+__all__ = ['ESPEAK_VOICES', 'FLITE_VOICES', 'SYNTH', 'SYNTHESISERS', 'SOURCES', 'NOISE_FAMILIES', 'SEED_OFFSET', 'DEBIAN_SOURCES',
+           'REAL_SOURCES', 'RESERVED', 'BW_DROP_DB', 'BW_WINDOW_HZ', 'BW_EDGES', 'VALID_LANGUAGES', 'TEST_LANGUAGES',
            'TRAIN_SPEECH_SOURCES', 'TEST_NOISE_FAMILIES', 'sentences', 'available_sources', 'speech_clip', 'noise_clip',
            'rir_clip', 'RealClip', 'read_cat', 'load_real', 'discover_real', 'fake_debian_root', 'long_term_spectrum',
            'effective_bandwidth', 'bandwidth_bucket', 'clip_problem', 'prepare_real', 'speech_split', 'noise_split',
@@ -23,6 +25,7 @@ __all__ = ['ESPEAK_VOICES', 'FLITE_VOICES', 'SOURCES', 'SYNTH', 'NOISE_FAMILIES'
 
 # %% ../nbs/37_corpus.ipynb #1688f1ae
 from .data import write_hdf5, write_dataset_cfg
+from .cli import cli_error, cli_warn
 from .evaluate import SENTENCES as EVAL_SENTENCES, VOICES as EVAL_VOICES
 
 # %% ../nbs/37_corpus.ipynb #f5e605ad
@@ -56,7 +59,6 @@ ESPEAK_VOICES = tuple(v for v in (
     "en+f5", "en-gb-scotland", "en-gb-x-gbclan", "en-029", "de", "de+f2", "fr", "fr+m2", "es", "es+f3", "it",
     "nl", "pt", "pl", "sv") if v not in EVAL_VOICES)
 FLITE_VOICES = ("slt", "rms", "awb")
-SOURCES = ("espeak", "piper", "flite", "synth")
 
 def _espeak(text, rng):
     from dfnb.signals import espeak
@@ -87,7 +89,9 @@ def _synth(text, rng):
     from dfnb.signals import speech_like
     return speech_like(float(np.clip(0.07 * len(text), 1.5, 5.0)), 48000, int(rng.integers(2**31))), 48000
 
-SYNTH = {"espeak": _espeak, "piper": _piper, "flite": _flite, "synth": _synth}
+SYNTH = {"espeak": _espeak, "piper": _piper, "flite": _flite, "synth": _synth}   # synthesiser name -> text-to-speech
+SYNTHESISERS = tuple(SYNTH)      # the speech synthesisers a corpus can draw from (not to be confused with stems)
+SOURCES = SYNTHESISERS           # deprecated name of SYNTHESISERS (dfnb.hdemucs.SOURCES are stems)
 
 # %% ../nbs/37_corpus.ipynb #b63e22f3
 def available_sources() -> dict:
@@ -115,7 +119,7 @@ def _level(x: np.ndarray, rng) -> np.ndarray:
 def speech_clip(source: str, text: str, sr: int, rng) -> tuple[np.ndarray, int]:
     "`(audio float32 at sr, max_freq)`: `text` spoken by `source` with a voice drawn from `rng`."
     import soxr
-    if source not in SYNTH: raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source not in SYNTH: raise ValueError(f"source must be one of {SYNTHESISERS}, got {source!r}")
     x, fsr = SYNTH[source](text, rng)
     x = np.asarray(x, np.float64)
     if fsr != sr: x = soxr.resample(x, fsr, sr, quality="HQ")
@@ -221,6 +225,7 @@ def _openttd_family(name: str) -> str:
     n = name.lower()
     return "openttd-" + next((f for f, kws in _OPENTTD_FAMILIES if any(k in n for k in kws)), "misc")
 
+# %% ../nbs/37_corpus.ipynb #005887f3
 def _discover(source: str, d: Path) -> list[RealClip]:
     if source == "klettres":
         return [RealClip(source, f"{p.parent.parent.name}_{p.parent.name}_{p.stem}", str(p), f"klettres-{p.parent.parent.name}",
@@ -251,6 +256,7 @@ def _discover(source: str, d: Path) -> list[RealClip]:
                 for i, (name, o, n) in enumerate(read_cat(cat))]
     raise ValueError(f"unknown real source {source!r}: expected one of {REAL_SOURCES}")
 
+# %% ../nbs/37_corpus.ipynb #f780bf6b
 def discover_real(root="/", sources=REAL_SOURCES) -> tuple[dict, dict]:
     "`({source: [RealClip]}, {source: why it is missing and the package to install})` for the Debian packages under `root`."
     found, missing = {}, {}
@@ -448,7 +454,7 @@ def _write_real(d, split, clips, sr, seed, babble_n, real_minutes, cfg, rep, pro
 
 # %% ../nbs/37_corpus.ipynb #39d3d082
 def _speech_split(src, texts, sr, seed):
-    rng = np.random.default_rng([seed, SOURCES.index(src)])
+    rng = np.random.default_rng([seed, SYNTHESISERS.index(src)])
     mf = 0
     def clips():
         nonlocal mf
@@ -456,7 +462,7 @@ def _speech_split(src, texts, sr, seed):
             x, mf = speech_clip(src, t, sr, rng); yield f"{src}_{i:05d}", x
     return clips, lambda: mf
 
-def make_corpus(out_dir, minutes: float = 10., sources=SOURCES, hold_out=(), noise_minutes: float = 4.,
+def make_corpus(out_dir, minutes: float = 10., sources=SYNTHESISERS, hold_out=(), noise_minutes: float = 4.,
                 n_rirs: int = 100, sr: int = 48000, seed: int = 0, valid_frac: float = 0.05, progress=print,
                 real=(), debian_root="/", real_minutes: float | None = None) -> Path:
     """Write a corpus to the new folder `out_dir`: about `minutes` of speech per synthetic source (train; `valid_frac`
@@ -465,8 +471,8 @@ def make_corpus(out_dir, minutes: float = 10., sources=SOURCES, hold_out=(), noi
     out = Path(out_dir)
     if out.exists(): raise FileExistsError(f"{out} exists: choose a new folder (dfnb never replaces a corpus)")
     avail = available_sources()
-    bad = [s for s in sources if s not in SOURCES] + [s for s in hold_out if s not in sources] + [s for s in real if s not in REAL_SOURCES]
-    if bad: raise ValueError(f"unknown or unused sources {bad}: sources are {SOURCES}, real ones {REAL_SOURCES}, hold_out must be among the sources")
+    bad = [s for s in sources if s not in SYNTHESISERS] + [s for s in hold_out if s not in sources] + [s for s in real if s not in REAL_SOURCES]
+    if bad: raise ValueError(f"unknown or unused sources {bad}: sources are {SYNTHESISERS}, real ones {REAL_SOURCES}, hold_out must be among the sources")
     missing = {s: avail[s] for s in sources if avail[s]}
     if missing: raise RuntimeError("cannot synthesise: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     found, missing = discover_real(debian_root, real) if real else ({}, {})
@@ -488,6 +494,18 @@ def _jsonable(o):
     if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
     return o
 
+# %% ../nbs/37_corpus.ipynb #bb06291d
+def _real_meta(found, debian_root, real_minutes, rep) -> dict:
+    "What `corpus.json` records of the real recordings: packages, held-out sets, the bandwidth rule and histograms."
+    bws = rep.pop("bandwidths")
+    return {"debian_root": debian_root, "sources": sorted(found), "real_minutes": real_minutes,
+            "packages": {s: DEBIAN_SOURCES[s][0] for s in found}, "reserved": list(RESERVED),
+            "bandwidth_rule": {"drop_db": BW_DROP_DB, "window_hz": BW_WINDOW_HZ, "edges": list(BW_EDGES)},
+            "bandwidth_histogram": {s: np.histogram(v, bins=np.arange(0, 24001, 1000))[0].tolist() for s, v in bws.items()},
+            "valid_languages": list(VALID_LANGUAGES), "test_languages": list(TEST_LANGUAGES),
+            "test_noise_families": list(TEST_NOISE_FAMILIES)} | _jsonable(rep)
+
+# %% ../nbs/37_corpus.ipynb #5345dbcc
 def _write_corpus(d, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed, valid_frac, progress,
                   found=None, debian_root="/", real_minutes=None):
     n_tr = max(1, int(minutes * 60 / 3)); n_va = max(1, int(n_tr * valid_frac))
@@ -517,15 +535,7 @@ def _write_corpus(d, minutes, sources, hold_out, noise_minutes, n_rirs, sr, seed
         write_hdf5(d / f"rir_{k}.hdf5", "rir", rirs, sr); cfg[k].append((f"rir_{k}.hdf5", 1.0))
         progress(f"{k:5s} noise {len(noise)} synthetic clips, rir {len(rirs)} rooms")
     meta |= {"minutes": minutes, "noise_minutes": noise_minutes, "n_rirs": n_rirs, "dfnb_corpus": 1}
-    if found:
-        bws = rep.pop("bandwidths")
-        meta["real"] = {"debian_root": debian_root, "sources": sorted(found), "real_minutes": real_minutes,
-                        "packages": {s: DEBIAN_SOURCES[s][0] for s in found}, "reserved": list(RESERVED),
-                        "bandwidth_rule": {"drop_db": BW_DROP_DB, "window_hz": BW_WINDOW_HZ, "edges": list(BW_EDGES)},
-                        "bandwidth_histogram": {s: np.histogram(v, bins=np.arange(0, 24001, 1000))[0].tolist() for s, v in bws.items()},
-                        "valid_languages": list(VALID_LANGUAGES), "test_languages": list(TEST_LANGUAGES),
-                        "test_noise_families": list(TEST_NOISE_FAMILIES)}
-        meta["real"] |= _jsonable(rep)
+    if found: meta["real"] = _real_meta(found, debian_root, real_minutes, rep)
     meta["noise_families"] = _jsonable(rep["noise_families"]); meta["minutes_per_source"] = rep["minutes"]
     (d / "corpus.json").write_text(json.dumps(meta, indent=1))
     return cfg
@@ -536,7 +546,7 @@ def make_corpus_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="dfnb-make-corpus", description="Build an offline training corpus in DeepFilterNet's HDF5 format.")
     ap.add_argument("out_dir", type=Path, help="new folder (must not exist)")
     ap.add_argument("--minutes", type=float, default=10., help="minutes of training speech per source (default 10)")
-    ap.add_argument("--sources", default="auto", help=f"comma-separated subset of {','.join(SOURCES)}, or 'auto' (all that run here)")
+    ap.add_argument("--sources", default="auto", help=f"comma-separated subset of {','.join(SYNTHESISERS)}, or 'auto' (all that run here)")
     ap.add_argument("--hold-out", default="", help="sources kept out of train/valid (test only)")
     ap.add_argument("--real", default="auto", help=f"real recordings from Debian packages: comma-separated subset of {','.join(REAL_SOURCES)}, "
                                                    "'auto' (all installed) or 'none'")
@@ -545,20 +555,19 @@ def make_corpus_cli(argv=None) -> int:
     ap.add_argument("--noise-minutes", type=float, default=4.); ap.add_argument("--rirs", type=int, default=100)
     ap.add_argument("--sr", type=int, default=48000); ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    err = lambda m: print(f"dfnb-make-corpus: error: {m}", file=sys.stderr)
     avail = available_sources()
-    srcs = [s for s in SOURCES if avail[s] is None] if a.sources == "auto" else [s.strip() for s in a.sources.split(",") if s.strip()]
+    srcs = [s for s in SYNTHESISERS if avail[s] is None] if a.sources == "auto" else [s.strip() for s in a.sources.split(",") if s.strip()]
     if a.sources == "auto":
         for s, why in avail.items():
-            if why: print(f"dfnb-make-corpus: skipping {s}: {why}", file=sys.stderr)
+            if why: cli_warn("dfnb-make-corpus", f"skipping {s}: {why}")
     real = [] if a.real == "none" else list(REAL_SOURCES) if a.real == "auto" else [s.strip() for s in a.real.split(",") if s.strip()]
     if a.real == "auto":
         for s, why in discover_real(a.debian_root, REAL_SOURCES)[1].items():
-            print(f"dfnb-make-corpus: skipping {s}: {why}", file=sys.stderr); real.remove(s)
+            cli_warn("dfnb-make-corpus", f"skipping {s}: {why}"); real.remove(s)
     try:
         if a.minutes <= 0 or a.noise_minutes <= 0 or a.rirs < 1: raise ValueError("--minutes and --noise-minutes must be > 0, --rirs >= 1")
         make_corpus(a.out_dir, a.minutes, tuple(srcs), tuple(s.strip() for s in a.hold_out.split(",") if s.strip()),
                     a.noise_minutes, a.rirs, a.sr, a.seed, real=tuple(real), debian_root=a.debian_root, real_minutes=a.real_minutes)
-    except (FileExistsError, ValueError, RuntimeError) as e: err(e); return 2
+    except (FileExistsError, ValueError, RuntimeError) as e: return cli_error("dfnb-make-corpus")(e)
     print(f"wrote {a.out_dir} (dataset.cfg inside)")
     return 0

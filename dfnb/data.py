@@ -1,4 +1,6 @@
-"""HDF5 clip collections (`speech`, `noise`, `rir`, and paired noisy/clean) and `dataset.cfg` exactly as DeepFilterNet
+"""DeepFilterNet's HDF5 training data: write it, read it, and mix it on the fly.
+
+HDF5 clip collections (`speech`, `noise`, `rir`, and paired noisy/clean) and `dataset.cfg` exactly as DeepFilterNet
 writes and reads them, `dfnb-prepare-data` to build them, and `MixDataset` to mix them on the fly, band limits
 respected; checked against DeepFilterNet's own Rust data loader.
 
@@ -21,6 +23,7 @@ __all__ = ['KINDS', 'PAIRED', 'CODECS', 'SPLITS', 'AUDIO_EXTS', 'SNRS', 'GAINS',
 
 # %% ../nbs/36_data.ipynb #8b2b760d
 from .checkpoint import atomic_file
+from .cli import cli_error, cli_warn
 from .stft_erb import DfParams, DfState, analysis
 
 # %% ../nbs/36_data.ipynb #d60dce46
@@ -61,6 +64,7 @@ def _as_pair(key, audio) -> tuple[np.ndarray, np.ndarray]:
     if not np.abs(c).max() > 0: raise ValueError(f"pair {key!r}: the clean clip is silent")
     return n, c
 
+# %% ../nbs/36_data.ipynb #d4f6f6b6
 def write_hdf5(path, kind: str, clips, sr: int, max_freq: int | None = None, dtype: str = "float32",
                codec: str = "pcm") -> Path:
     """Write `clips` (an iterable of `(key, audio)`, audio `[N]` or `[C, N]` float in [-1, 1] at `sr`) as one
@@ -162,10 +166,13 @@ def _clips_from_files(files, root: Path, sr: int, mono: bool, warn):
         key = os.path.relpath(f, root) if Path(f).is_relative_to(root) else Path(f).name
         yield key, _to_sr(x, fsr, sr, mono)
 
+# %% ../nbs/36_data.ipynb #76766997
 def _output_args(ap):
     ap.add_argument("--sr", type=int, default=48000); ap.add_argument("--max-freq", type=int, default=None)
     ap.add_argument("--dtype", choices=("float32", "int16"), default="float32"); ap.add_argument("--codec", choices=CODECS, default="pcm")
     ap.add_argument("--mono", action="store_true", help="average the channels")
+
+_PROG = "dfnb-prepare-data"
 
 def prepare_data_cli(argv=None) -> int:
     "The `dfnb-prepare-data` command (DeepFilterNet's `prepare_data.py` arguments); `dfnb-prepare-data paired ...` for pairs."
@@ -177,13 +184,13 @@ def prepare_data_cli(argv=None) -> int:
     ap.add_argument("hdf5", type=Path, help="output .hdf5 (must not exist)")
     _output_args(ap)
     a = ap.parse_args(argv)
-    err = lambda m: print(f"dfnb-prepare-data: {m}", file=sys.stderr)
-    if not a.audio_files.is_file(): err(f"error: no list file {a.audio_files}"); return 2
-    if a.hdf5.exists(): err(f"error: {a.hdf5} exists: choose a new output file"); return 2
+    fail, warn = cli_error(_PROG), lambda m: cli_warn(_PROG, m)
+    if not a.audio_files.is_file(): return fail(f"no list file {a.audio_files}")
+    if a.hdf5.exists(): return fail(f"{a.hdf5} exists: choose a new output file")
     files = _read_list(a.audio_files)
-    if not files: err(f"error: {a.audio_files} lists no audio files"); return 2
-    try: write_hdf5(a.hdf5, a.kind, _clips_from_files(files, a.audio_files.parent, a.sr, a.mono, err), a.sr, a.max_freq, a.dtype, a.codec)
-    except ValueError as e: err(f"error: {e}"); return 2
+    if not files: return fail(f"{a.audio_files} lists no audio files")
+    try: write_hdf5(a.hdf5, a.kind, _clips_from_files(files, a.audio_files.parent, a.sr, a.mono, warn), a.sr, a.max_freq, a.dtype, a.codec)
+    except ValueError as e: return fail(e)
     print(f"wrote {a.hdf5}: {len(Hdf5Clips(a.hdf5))} {a.kind} clips at {a.sr} Hz")
     return 0
 
@@ -216,6 +223,7 @@ def _pairs_from_files(pairs, sr: int, mono: bool):
                                                   f"clean {xc.shape[0]} x {xc.shape[1]}")
         yield k, (_to_sr(xn, srn, sr, mono), _to_sr(xc, src, sr, mono))
 
+# %% ../nbs/36_data.ipynb #a154a720
 def _prepare_paired(argv) -> int:
     ap = argparse.ArgumentParser(prog="dfnb-prepare-data paired",
                                  description="Write matched noisy/clean audio folders as one paired HDF5 collection.")
@@ -223,13 +231,13 @@ def _prepare_paired(argv) -> int:
     ap.add_argument("--noisy-dir", type=Path, required=True); ap.add_argument("--clean-dir", type=Path, required=True)
     _output_args(ap)
     a = ap.parse_args(argv)
-    err = lambda m: print(f"dfnb-prepare-data: {m}", file=sys.stderr)
+    fail = cli_error(_PROG)
     for d in (a.noisy_dir, a.clean_dir):
-        if not d.is_dir(): err(f"error: no folder {d}"); return 2
-    if a.hdf5.exists(): err(f"error: {a.hdf5} exists: choose a new output file"); return 2
+        if not d.is_dir(): return fail(f"no folder {d}")
+    if a.hdf5.exists(): return fail(f"{a.hdf5} exists: choose a new output file")
     try: write_hdf5(a.hdf5, "paired", _pairs_from_files(match_pairs(a.noisy_dir, a.clean_dir), a.sr, a.mono), a.sr,
                     a.max_freq, a.dtype, a.codec)
-    except ValueError as e: err(f"error: {e}"); return 2
+    except ValueError as e: return fail(e)
     print(f"wrote {a.hdf5}: {len(Hdf5Clips(a.hdf5))} noisy/clean pairs at {a.sr} Hz")
     return 0
 

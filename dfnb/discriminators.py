@@ -1,4 +1,6 @@
-"""Waveform discriminators for DeepFilterNet-style models (`DfNet4Discriminator`; MS-STFT, MSD and MPD combined as in
+"""Waveform discriminators, and the adversarial losses that train a model against them.
+
+Waveform discriminators for DeepFilterNet-style models (`DfNet4Discriminator`; MS-STFT, MSD and MPD combined as in
 EnCodec and HiFi-GAN, built from a config), and `AdversarialLossCalculator`: hinge or least-squares losses, feature
 matching, warm-up.
 
@@ -85,6 +87,7 @@ class STFTSubDiscriminator(nn.Module):
         z = torch.view_as_real(z).reshape(B, C, *z.shape[1:], 2).permute(0, 1, 4, 3, 2).reshape(B, 2 * C, z.shape[2], z.shape[1])
         return self.stack(z)                                                   # [B, 2C, frames, bins]
 
+# %% ../nbs/32_discriminators.ipynb #deaba332
 class ScaleSubDiscriminator(nn.Module):
     "HiFi-GAN's multi-scale (MSD) sub-discriminator on the waveform average-pooled by `scale`."
     def __init__(self, scale: int = 1, in_channels: int = 1, weight_norm: bool = True):
@@ -96,6 +99,7 @@ class ScaleSubDiscriminator(nn.Module):
         self.stack = _ConvStack(layers, _wn(nn.Conv1d(1024, 1, 3, padding=1), weight_norm))
     def forward(self, x: Tensor): return self.stack(self.pool(x))
 
+# %% ../nbs/32_discriminators.ipynb #219b3a58
 class PeriodSubDiscriminator(nn.Module):
     "HiFi-GAN's multi-period (MPD) sub-discriminator: the waveform folded with period `period` into `[B, C, T/p, p]`."
     def __init__(self, period: int, channels=(32, 128, 512, 1024, 1024), in_channels: int = 1, weight_norm: bool = True):

@@ -1,4 +1,6 @@
-"""`DistillationLoss`: a frozen teacher (the official DeepFilterNet3), its outputs computed once per batch, matched by
+"""Train a student to match a frozen DeepFilterNet3, output by output.
+
+`DistillationLoss`: a frozen teacher (the official DeepFilterNet3), its outputs computed once per batch, matched by
 the student output by output, blended with the supervised loss.
 
 Docs: https://dfnb.github.io/dfnb/distillation.html.md"""
@@ -38,7 +40,7 @@ def model_outputs(model, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> d
                 "df_coefs": torch.view_as_complex(cf.permute(0, 2, 3, 1, 4).contiguous()), "lsnr": ls[..., 0]}
     raise TypeError(f"model_outputs: expected a DfNet3, DfNet4 or OnnxDfNet3, got {type(model).__name__}")
 
-def _filter_params(model) -> DeepFilterParams: return model.config if isinstance(model, DfNet4) else model.p
+def _filter_params(model) -> DeepFilterParams: return model.config
 
 # %% ../nbs/34_distillation.ipynb #228b1265
 TARGETS = ("spec", "erb_gains", "df_coefs", "lsnr")
@@ -66,21 +68,6 @@ class DistillationLoss(nn.Module):
         self.spec_loss = SpectralLoss(gamma=gamma, factor_magnitude=1, factor_complex=1)
         self.terms: dict = {}
 
-    def teacher_outputs(self, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> dict:
-        """The teacher's outputs for a batch (once per batch; in eval mode, under `torch.inference_mode`), on the
-        batch's device and in its precision."""
-        self.teacher.eval()                                          # hooks only for this call: the teacher may be shared
-        hooks = [_submodule(self.teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
-                 for i, (_, tn) in enumerate(self.feature_pairs)]
-        try:
-            with torch.inference_mode(): out = model_outputs(self.teacher, spec, feat_erb, feat_spec)
-        finally:
-            for h in hooks: h.remove()
-        cd = torch.complex128 if spec.dtype == torch.complex128 else torch.complex64
-        to = lambda v: v.to(spec.device, cd if v.is_complex() else spec.real.dtype).clone()   # a normal tensor, usable by autograd
-        self._t_feats = {i: v.clone() for i, v in self._t_feats.items()}
-        return {k: to(v) for k, v in out.items()}
-
 # %% ../nbs/34_distillation.ipynb #a673c146
 def tempered_gain_kl(g_s: Tensor, g_t: Tensor, T: float, eps: float = 1e-6) -> Tensor:
     "T^2 KL(sigma(z_t/T) || sigma(z_s/T)) per gain, averaged, with z = logit(g): zero when the gains agree."
@@ -89,12 +76,30 @@ def tempered_gain_kl(g_s: Tensor, g_t: Tensor, T: float, eps: float = 1e-6) -> T
     kl = p_t * (F.logsigmoid(z_t) - F.logsigmoid(z_s)) + (1 - p_t) * (F.logsigmoid(-z_t) - F.logsigmoid(-z_s))
     return T * T * kl.mean()
 
+# %% ../nbs/34_distillation.ipynb #b2aff1a5
 def _common_taps(c_s: Tensor, c_t: Tensor, la_s: int, la_t: int):
     "The taps of two deep filters `[..., O]` at the same frame offsets (tap i sits at offset i - (O - 1 - lookahead))."
     off = lambda O, la: range(-(O - 1 - la), la + 1)
     common = sorted(set(off(c_s.shape[-1], la_s)) & set(off(c_t.shape[-1], la_t)))
     i_s = [o + c_s.shape[-1] - 1 - la_s for o in common]; i_t = [o + c_t.shape[-1] - 1 - la_t for o in common]
     return c_s[..., i_s], c_t[..., i_t]
+
+# %% ../nbs/34_distillation.ipynb #f83e8231
+@patch
+def teacher_outputs(self: DistillationLoss, spec: Tensor, feat_erb: Tensor, feat_spec: Tensor) -> dict:
+    """The teacher's outputs for a batch (once per batch; in eval mode, under `torch.inference_mode`), on the
+    batch's device and in its precision."""
+    self.teacher.eval()                                          # hooks only for this call: the teacher may be shared
+    hooks = [_submodule(self.teacher, tn).register_forward_hook(partial(_keep, self._t_feats, i))
+             for i, (_, tn) in enumerate(self.feature_pairs)]
+    try:
+        with torch.inference_mode(): out = model_outputs(self.teacher, spec, feat_erb, feat_spec)
+    finally:
+        for h in hooks: h.remove()
+    cd = torch.complex128 if spec.dtype == torch.complex128 else torch.complex64
+    to = lambda v: v.to(spec.device, cd if v.is_complex() else spec.real.dtype).clone()   # a normal tensor, usable by autograd
+    self._t_feats = {i: v.clone() for i, v in self._t_feats.items()}
+    return {k: to(v) for k, v in out.items()}
 
 @patch
 def forward(self: DistillationLoss, student, student_out: dict, teacher_out: dict, supervised: Tensor | None = None) -> Tensor:

@@ -1,5 +1,7 @@
-"""DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-
-time runtime to compare against, and the `dfnb-enhance` command.
+"""Enhance a recording with DeepFilterNet, from Python or from the command line.
+
+DeepFilterNet's offline API (`init_df`, `enhance`) with its delay handling, a ctypes driver for the official real-time
+runtime to compare against, and the `dfnb-enhance` command.
 
 Docs: https://dfnb.github.io/dfnb/enhance.html.md"""
 
@@ -14,37 +16,25 @@ import torch
 from fastcore.basics import patch
 from .stft_erb import DfState, pcm_to_float
 import torch.nn.functional as F
-from .blocks import apply_erb_gains, deep_filter, post_filter, PF_BETA
+from .blocks import gains_and_filter, post_filter, PF_BETA
 from .checkpoint import atomic_file
-from .checkpoint import load_model, _norm
-from .official import OnnxDfNet3
+from .checkpoint import load_model, load_named, model_name, model_names, shipped_path, SHIPPED
+from .cli import cli_error, cli_warn, one_line
+from .official import atten_lim_gain, atten_lim_mix
 
 # %% auto #0
-__all__ = ['PRETRAINED', 'RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT', 'shipped_name',
-           'pretrained_path', 'init_df', 'lsnr_stages', 'enhance', 'BlockEnhancer', 'output_format', 'enhance_file',
+__all__ = ['PRETRAINED', 'pretrained_path', 'RUNTIME_LSNR_THRESHOLDS', 'MAX_CHANNELS', 'BLOCK_FRAMES', 'DEMO_TEXT',
+           'shipped_name', 'init_df', 'lsnr_stages', 'enhance', 'BlockEnhancer', 'output_format', 'enhance_file',
            'enhance_cli']
 
 # %% ../nbs/18_enhance.ipynb #ccf6b234
-PRETRAINED = {"dfnet4lite": "dfnet4lite.pt", "dfnet4": "dfnet4.pt"}   # trained dfnb models shipped in dfnb/models
-_NAMES = {"dfnet3": "dfnet3", "deepfilternet3": "dfnet3", "dfnet3onnx": "dfnet3-onnx", "onnx": "dfnet3-onnx",
-          "dfnet4": "dfnet4", "deepfilternet4": "dfnet4", "dfnet4lite": "dfnet4lite", "deepfilternet4lite": "dfnet4lite"}
+PRETRAINED = SHIPPED              # the older name of `dfnb.checkpoint.SHIPPED` (shipped name -> file in dfnb/models)
+pretrained_path = shipped_path    # the older name of `dfnb.checkpoint.shipped_path`
 
 def shipped_name(model) -> str | None:
-    "The `PRETRAINED` key `model` names (`'DeepFilterNet4Lite'`, `'dfnet4-lite'`, ...), or None (an existing path never is one)."
-    if not isinstance(model, str) or Path(model).exists(): return None
-    key = _NAMES.get(_norm(model))
-    return key if key in PRETRAINED else None
-
-def pretrained_path(name: str) -> Path:
-    "The checkpoint of a trained dfnb model shipped with the package (`'dfnet4lite'`, `'dfnet4'`)."
-    key = _NAMES.get(_norm(name))
-    if key not in PRETRAINED: raise ValueError(f"{name!r} is not a shipped dfnb model: choose one of {sorted(PRETRAINED)}")
-    from importlib.resources import files
-    p = Path(str(files("dfnb"))) / "models" / PRETRAINED[key]
-    if not p.is_file():
-        raise ValueError(f"no trained {key} ships with this dfnb ({p.name} is not in dfnb/models): train one with "
-                         f"`dfnb-train --model-type {key} ...` and pass its checkpoint or run folder")
-    return p
+    "The shipped model `model` names (`'DeepFilterNet4Lite'`, `'dfnet4-lite'`, ...), or None (an existing path never is one)."
+    m = model_name(model, "speech")
+    return m.name if m is not None and m.shipped else None
 
 def _run_checkpoint(d: Path, epoch) -> Path | None:
     "In a `dfnb-train` run folder: `best.pt` (epoch 'best', falling back to the last), `last.pt` ('latest')."
@@ -78,15 +68,12 @@ def _load(model, device, epoch):
         raise TypeError(f"model: expected a model name ('dfnet3', 'dfnet4lite', ...), a path or a model, got {type(model).__name__} {model!r}")
     if isinstance(model, str) and not model.strip():
         raise ValueError("model: got an empty string; give 'dfnet3', 'dfnet3-onnx', 'dfnet4lite', a model file or a directory")
-    key = _NAMES.get(_norm(model)) if isinstance(model, str) and not Path(model).exists() else None
-    if key == "dfnet3":
-        from dfnb.dfnet3 import load_official_dfnet3
-        return load_official_dfnet3(), "DeepFilterNet3"
-    if key == "dfnet3-onnx": return OnnxDfNet3(), "DeepFilterNet3-onnx"
-    if shipped_name(model): return load_model(pretrained_path(key), map_location=device), {"dfnet4": "DeepFilterNet4", "dfnet4lite": "DeepFilterNet4Lite"}[key]
+    named = model_name(model, "speech")                       # a name (never an existing path): dfnb.checkpoint's table
+    if named is not None: return load_named(named.name, device, "speech"), named.title
     p = Path(model)
     if not p.exists():
-        raise ValueError(f"model: expected 'dfnet3', 'dfnet3-onnx', 'dfnet4lite', 'dfnet4', a model file or a directory; got {model!r} (not found)")
+        raise ValueError(f"model: expected a model name ({', '.join(model_names('speech'))}), a model file or a directory; "
+                         f"got {model!r} (not found)")
     if p.is_dir():
         run = _run_checkpoint(p, epoch)
         cands = ([run] if run else []) + sorted(p.glob("*.tar.gz")) + sorted(p.glob("*.pt")) + sorted(p.glob("*.ckpt")) + sorted(p.glob("*.pth"))
@@ -110,6 +97,7 @@ def lsnr_stages(lsnr, thresholds=RUNTIME_LSNR_THRESHOLDS):
     erb = ~zero & ~(lsnr > hi_erb)
     return zero, erb, erb & ~(lsnr > hi_df)
 
+# %% ../nbs/18_enhance.ipynb #e45845a3
 MAX_CHANNELS = 64   # more "channels" than this is a layout mistake ([samples, channels]) far more often than real audio
 
 def _as_batch(audio):
@@ -133,16 +121,7 @@ def _as_batch(audio):
         return y.to(audio.device, audio.dtype if float_in else torch.float32)
     return (x if x.ndim == 2 else x[None]), back
 
-def _atten_lim(atten_lim_db):
-    "The linear attenuation limit for `atten_lim_db` (None or 0: no limit); refuses negative, NaN and non-numbers."
-    if atten_lim_db is None: return None
-    if isinstance(atten_lim_db, bool) or not isinstance(atten_lim_db, (int, float, np.floating, np.integer)):
-        raise TypeError(f"atten_lim_db: expected a number of dB or None, got {type(atten_lim_db).__name__}")
-    db = float(atten_lim_db)
-    if not np.isfinite(db) or db < 0:
-        raise ValueError(f"atten_lim_db: expected a finite number of dB >= 0 (the most noise is attenuated), got {atten_lim_db}")
-    return None if db == 0 else 10 ** (-db / 20)
-
+# %% ../nbs/18_enhance.ipynb #e5f21d56
 BLOCK_FRAMES = 1000   # 10 s: inputs longer than this are enhanced block by block, in flat memory
 
 def _gate(model, lsnr_gating):
@@ -155,11 +134,21 @@ def _gate(model, lsnr_gating):
                         "use lsnr_gating=False")
     return lambda l: lsnr_stages(l, th)
 
+# %% ../nbs/18_enhance.ipynb #e3a3c441
+def _tail(p, L: int) -> int:
+    "Zero samples `pad=True` appends: the STFT's delay plus one hop, and the model's `L` lookahead hops (`fft_size + L * hop_size`)."
+    return p.delay + p.hop_size + L * p.hop_size
+
+def _finish(spec, spec_enh, pf_beta, lim):
+    "After the model: DeepFilterNet's post-filter (`pf_beta`, None: off), then the attenuation limit (`lim`, None: none)."
+    if pf_beta is not None: spec_enh = post_filter(spec, spec_enh, pf_beta)
+    return atten_lim_mix(spec, spec_enh, lim)
+
 def _enhance_whole(model, df_state, x, lim, pad, gate, pf_beta=None):
     "The offline chain on the whole signal at once (the definition `BlockEnhancer` is tested against)."
     p = df_state.p
-    n, hop, L = x.shape[-1], p.hop_size, int(getattr(model, "lookahead", 0))
-    if pad: x = torch.nn.functional.pad(x, (0, p.fft_size + L * hop))
+    n, L = x.shape[-1], int(getattr(model, "lookahead", 0))
+    if pad: x = torch.nn.functional.pad(x, (0, _tail(p, L)))
     spec, feat_erb, feat_spec = (torch.as_tensor(a) for a in df_state.features(x))
     pre = lambda a: torch.nn.functional.pad(a, (0, 0, L, 0))    # L frames for the model's lookahead shift to drop
     inputs = [pre(a) for a in (spec, feat_erb, feat_spec)]
@@ -168,12 +157,12 @@ def _enhance_whole(model, df_state, x, lim, pad, gate, pf_beta=None):
         inputs = [a.to(dev) for a in inputs]
     spec_enh, lsnr = model.enhance_spec(*inputs) if gate is None else model.enhance_stages(*inputs, gate=gate)
     spec_enh = torch.as_tensor(spec_enh)[:, L:].to("cpu", torch.complex64)
-    if pf_beta is not None: spec_enh = post_filter(spec.to(torch.complex64), spec_enh, pf_beta)
-    if lim is not None: spec_enh = lim * spec.to(torch.complex64) + (1 - lim) * spec_enh
+    spec_enh = _finish(spec.to(torch.complex64), spec_enh, pf_beta, lim)
     y = torch.as_tensor(df_state.synthesis(spec_enh))
-    d = p.fft_size - hop if pad else 0
+    d = p.delay if pad else 0                                # the STFT's delay, fft_size - hop_size
     return y[:, d:d + n]
 
+# %% ../nbs/18_enhance.ipynb #e40fa48c
 @torch.inference_mode()
 def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool = True, lsnr_gating=False,
             block_frames: int | None = BLOCK_FRAMES, post_filter_beta: float | None = None):
@@ -184,17 +173,16 @@ def enhance(model, df_state, audio, atten_lim_db: float | None = None, pad: bool
     memory, the same result); `block_frames=None` forces the whole signal at once."""
     x, back = _as_batch(audio)
     if post_filter_beta is None: post_filter_beta = getattr(model, "post_filter_beta", None)    # init_df(post_filter=True)
-    lim = _atten_lim(atten_lim_db)
+    lim = atten_lim_gain(atten_lim_db)
     p = df_state.p
     if getattr(model, "df_params", p) != p: raise ValueError(f"df_state: its DfParams {p} differ from the model's {model.df_params}")
     gate = _gate(model, lsnr_gating)
-    frames = (x.shape[-1] + (p.fft_size + model.lookahead * p.hop_size if pad else 0)) // p.hop_size
+    frames = (x.shape[-1] + (_tail(p, model.lookahead) if pad else 0)) // p.hop_size
     if gate is None and block_frames and frames > block_frames and hasattr(model, "net_chunk"):
         be = BlockEnhancer(model, df_state, x.shape[0], atten_lim_db, block_frames, pad, post_filter_beta)
         y = torch.cat([be.push(b) for b in x.split(block_frames * p.hop_size, -1)] + [be.flush()], -1)
     else: y = _enhance_whole(model, df_state, x, lim, pad, gate, post_filter_beta)
     return back(y.contiguous())
-
 
 # %% ../nbs/18_enhance.ipynb #6bc58f55
 class BlockEnhancer:
@@ -207,9 +195,8 @@ class BlockEnhancer:
         if not hasattr(model, "net_chunk"): raise TypeError(f"BlockEnhancer: {type(model).__name__} has no net_chunk; use enhance()")
         if not (isinstance(block_frames, int) and block_frames >= 1): raise ValueError(f"block_frames: expected an int >= 1, got {block_frames!r}")
         self.model, self.p, self.block, self.pad = model, df_state.p, block_frames, pad
-        cfg = getattr(model, "config", None) or model.p
-        self.L, self.cla, self.dfl = model.lookahead, cfg.conv_lookahead, cfg.df_lookahead
-        self.lim, self.pf = _atten_lim(atten_lim_db), post_filter_beta
+        self.L, self.cla, self.dfl = model.lookahead, model.config.conv_lookahead, model.config.df_lookahead
+        self.lim, self.pf = atten_lim_gain(atten_lim_db), post_filter_beta
         self.dev = next(model.parameters()).device
         self.front, self.back = DfState(self.p).stream(channels), DfState(self.p).stream(channels)
         self.net = model.init_net_state(channels)
@@ -218,27 +205,32 @@ class BlockEnhancer:
                   torch.zeros(channels, self.L, D, dtype=torch.complex64)]   # S = L empty frames + the features
         self.base, self.j = 0, 0                   # S holds stream frames [base, base + len); next output frame j
         self.rest = torch.zeros(channels, 0)       # input samples short of a whole hop
-        self.n_in, self.n_out, self.skip = 0, 0, (self.p.fft_size - self.p.hop_size) if pad else 0
+        self.n_in, self.n_out, self.skip = 0, 0, self.p.delay if pad else 0
 
-    def _add_samples(self, x):
-        "Whole hops through the front end, appended to S; a partial hop waits for the next samples."
-        x = torch.cat([self.rest, x], -1); H = self.p.hop_size; k = x.shape[-1] // H * H
-        self.rest = x[:, k:]
-        if k: self.S = [torch.cat([s, f.to(s.dtype)], 1) for s, f in zip(self.S, self.front.features(x[:, :k]))]
+# %% ../nbs/18_enhance.ipynb #d3f12846
+@patch
+def _add_samples(self: BlockEnhancer, x):
+    "Whole hops through the front end, appended to S; a partial hop waits for the next samples."
+    x = torch.cat([self.rest, x], -1); H = self.p.hop_size; k = x.shape[-1] // H * H
+    self.rest = x[:, k:]
+    if k: self.S = [torch.cat([s, f.to(s.dtype)], 1) for s, f in zip(self.S, self.front.features(x[:, :k]))]
 
-    @torch.inference_mode()
-    def push(self, x) -> torch.Tensor:
-        "The next samples `[C, k]` in; the enhanced samples that are final so far out."
-        x = torch.as_tensor(x, dtype=torch.float32)
-        self.n_in += x.shape[-1]
-        self._add_samples(x)
-        return self._run(final=False)
+# %% ../nbs/18_enhance.ipynb #1a6e0294
+@patch
+@torch.inference_mode()
+def push(self: BlockEnhancer, x) -> torch.Tensor:
+    "The next samples `[C, k]` in; the enhanced samples that are final so far out."
+    x = torch.as_tensor(x, dtype=torch.float32)
+    self.n_in += x.shape[-1]
+    self._add_samples(x)
+    return self._run(final=False)
 
-    @torch.inference_mode()
-    def flush(self) -> torch.Tensor:
-        "End of the signal: the remaining enhanced samples (the output then has exactly as many samples as came in)."
-        if self.pad: self._add_samples(torch.zeros(self.rest.shape[0], self.p.fft_size + self.L * self.p.hop_size))
-        return self._run(final=True)
+@patch
+@torch.inference_mode()
+def flush(self: BlockEnhancer) -> torch.Tensor:
+    "End of the signal: the remaining enhanced samples (the output then has exactly as many samples as came in)."
+    if self.pad: self._add_samples(torch.zeros(self.rest.shape[0], _tail(self.p, self.L)))
+    return self._run(final=True)
 
 # %% ../nbs/18_enhance.ipynb #0f4f2809
 @patch
@@ -257,6 +249,7 @@ def _run(self: BlockEnhancer, final: bool) -> torch.Tensor:
     self.n_out += y.shape[-1]
     return y
 
+# %% ../nbs/18_enhance.ipynb #b566827a
 @patch
 def _frames(self: BlockEnhancer, k: int, a: int, b: int) -> torch.Tensor:
     "Stream frames [a, b) of S[k], zeros outside what is known (before 0, after the end)."
@@ -264,6 +257,7 @@ def _frames(self: BlockEnhancer, k: int, a: int, b: int) -> torch.Tensor:
     mid = s[:, lo - self.base: max(lo, hi) - self.base]
     return torch.nn.functional.pad(mid.transpose(1, 2), (lo - a, b - max(lo, hi))).transpose(1, 2) if (lo > a or hi < b) else mid
 
+# %% ../nbs/18_enhance.ipynb #fe970ba7
 @patch
 def _chunk(self: BlockEnhancer, a: int, b: int) -> torch.Tensor:
     "Enhance stream frames [a, b) and synthesise the output frames among them (stream frame j is output frame j - L)."
@@ -271,16 +265,13 @@ def _chunk(self: BlockEnhancer, a: int, b: int) -> torch.Tensor:
     g, coefs, _, self.net = m.net_chunk(self._frames(1, a + self.cla, b + self.cla).to(dev),
                                         self._frames(2, a + self.cla, b + self.cla).to(dev), self.net)
     g, coefs = g.cpu(), coefs.cpu().to(torch.complex64)
-    O, Fd = coefs.shape[-1], coefs.shape[-2]; left = O - 1 - self.dfl
+    left = coefs.shape[-1] - 1 - self.dfl                                          # the filter's past taps
     win = self._frames(0, a - left, b + self.dfl)                                  # the noisy frames the filter reads
-    K = b - a                                      # blocks.deep_filter on the window, coefficients only for [a, b):
-    low = deep_filter(win, F.pad(coefs, (0, 0, 0, 0, left, self.dfl)), self.dfl)[:, left:left + K, :Fd]
+    K, around = b - a, (0, 0, left, self.dfl)      # gains and coefficients only for [a, b): the window's edges are cut
+    out = gains_and_filter(win, F.pad(g, around), F.pad(coefs, (0, 0, *around)), m.erb_inv_fb.cpu(), self.dfl)[:, left:left + K]
     spec = win[:, left:left + K]
-    out = torch.cat([low, apply_erb_gains(spec, g, m.erb_inv_fb.cpu())[..., Fd:]], -1)
     keep = slice(max(0, self.L - a), K)                                              # stream frames < L are not output
-    out, spec = out[:, keep], spec[:, keep]
-    if self.pf is not None: out = post_filter(spec, out, self.pf)
-    if self.lim is not None: out = self.lim * spec + (1 - self.lim) * out
+    out = _finish(spec[:, keep], out[:, keep], self.pf, self.lim)
     return self.back.synthesis_frames(out) if out.shape[1] else torch.zeros(out.shape[0], 0)
 
 # %% ../nbs/18_enhance.ipynb #d38c536b
@@ -293,6 +284,7 @@ def _same_file(a: Path, b: Path) -> bool:
     try: return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError: return a.resolve() == b.resolve()
 
+# %% ../nbs/18_enhance.ipynb #3c3d5856
 _FORMATS = {".wav": ("WAV", None), ".flac": ("FLAC", None), ".ogg": ("OGG", "VORBIS"), ".oga": ("OGG", "VORBIS"),
             ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", None), ".aiff": ("AIFF", None), ".aif": ("AIFF", None),
             ".au": ("AU", None), ".caf": ("CAF", None), ".w64": ("W64", None), ".rf64": ("RF64", None)}
@@ -310,6 +302,7 @@ def output_format(out, info=None) -> tuple[str, str]:
         sub = info.subtype if info is not None and info.format == fmt and sf.check_format(fmt, info.subtype) else sf.default_subtype(fmt)
     return fmt, sub
 
+# %% ../nbs/18_enhance.ipynb #5be77a9b
 def _wav_declared_frames(path: Path) -> int | None:
     "The frame count a RIFF/WAVE header declares (its `data` chunk size over the block size), or None if not such a file."
     import struct
@@ -334,7 +327,6 @@ def _info(path: Path):
     except Exception as e: raise ValueError(f"cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if info.frames == 0: raise ValueError("empty audio (0 samples)")
     return info
-
 
 # %% ../nbs/18_enhance.ipynb #43bee887
 def enhance_file(model, df_state, inp, out, atten_lim_db=None, progress=None, block_seconds: float = 10.0,
@@ -421,14 +413,14 @@ def _demo(model, df_state, suffix, out_dir, force, atten_lim_db):
             f"enhanced: {dst.resolve()}  (SI-SDR {si_sdr(clean, y):5.1f} dB)"]
 
 # %% ../nbs/18_enhance.ipynb #b71238d4
-def enhance_cli(argv=None) -> int:
-    "The `dfnb-enhance` command (returns the exit status; `argv` defaults to `sys.argv[1:]`)."
+def _enhance_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dfnb-enhance", description="Enhance noisy speech with DeepFilterNet3 (official weights) or a dfnb model.")
     ap.add_argument("files", nargs="*", type=Path, help="input audio files (WAV, FLAC, ...; any sample rate and channel count)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("-o", "--output-dir", type=Path, help="folder for the outputs (default: next to each input)")
     g.add_argument("--output", type=Path, help="output file name (single input only)")
-    ap.add_argument("-m", "--model", default="dfnet3", help="'dfnet3' (default), 'dfnet3-onnx', an official *.tar.gz, a model directory or a dfnb checkpoint")
+    ap.add_argument("-m", "--model", default="dfnet3", help=f"a model name ({', '.join(model_names('speech'))}; default dfnet3), "
+                    "an official *.tar.gz, a model directory, a dfnb-train run folder or a dfnb checkpoint")
     ap.add_argument("--atten-lim", type=float, default=None, metavar="DB", help="limit the noise attenuation to DB decibels")
     ap.add_argument("--pf", action="store_true", help="DeepFilterNet's post-filter: a little more attenuation where the model attenuated")
     ap.add_argument("--pf-beta", type=float, default=PF_BETA, metavar="BETA", help=f"post-filter strength (default {PF_BETA}, DeepFilterNet3's)")
@@ -438,42 +430,45 @@ def enhance_cli(argv=None) -> int:
     ap.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
     ap.add_argument("--demo", action="store_true", help="enhance a generated noisy eSpeak sentence and print where the files went")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    a = ap.parse_args(argv)
+    return ap
+
+def _check_flags(ap, a):
+    "argparse's usage errors (status 2) for flag values that cannot work, before a model is loaded."
     if not a.files and not a.demo: ap.error("give input files, or --demo")
     if a.output is not None and len(a.files) != 1: ap.error(f"--output needs exactly one input file, got {len(a.files)}")
     if not (np.isfinite(a.pf_beta) and a.pf_beta >= 0): ap.error(f"--pf-beta: expected a finite number >= 0, got {a.pf_beta}")
-    if a.atten_lim is not None and not (np.isfinite(a.atten_lim) and a.atten_lim >= 0):
-        ap.error(f"--atten-lim: expected a finite number of dB >= 0, got {a.atten_lim}")
+    try: atten_lim_gain(a.atten_lim)
+    except ValueError as e: ap.error(f"--atten-lim: {e}")
     if a.output is not None:
         try: output_format(a.output)                           # before any work: an unknown format is an error
         except ValueError as e: ap.error(f"--output: {e}")
-    err = lambda msg: print(f"dfnb-enhance: error: {msg}", file=sys.stderr)
-    try: model, df_state, suffix = init_df(a.model)
-    except Exception as e: err(f"--model {a.model}: {e}"); return 2
-    status = 0
-    if a.demo:
-        try: print("\n".join(_demo(model, df_state, suffix, a.output_dir, a.force, a.atten_lim)))
-        except Exception as e: err(f"--demo: {e}"); status = 1
-    # plan every output first, so that no input, existing file, or earlier output of this run is overwritten
-    inputs = [f for f in a.files]
-    jobs, planned = [], []
+
+# %% ../nbs/18_enhance.ipynb #eb699102
+def _plan(a, suffix: str, fail) -> tuple[list, int]:
+    "`(jobs, status)`: the `(input, output)` pairs to enhance, and 1 if some input was refused (reported with `fail`)."
+    inputs, jobs, planned, status = list(a.files), [], [], 0
     for f in inputs:
         out = a.output if a.output is not None else _out_path(f, a.output_dir, suffix)
+        why = None
         try: output_format(out)
-        except ValueError as e: err(f"{f}: {e}"); status = 1; continue
-        if any(_same_file(out, i) or out.resolve() == i.resolve() for i in inputs):
-            err(f"{f}: output {out} would overwrite an input; refused"); status = 1; continue
-        if out.resolve() in planned: err(f"{f}: output {out} is also the output of another input; skipped"); status = 1; continue
-        if out.exists() and not a.force: err(f"{f}: output {out} exists (use --force to overwrite)"); status = 1; continue
+        except ValueError as e: why = str(e)
+        if why is None and any(_same_file(out, i) or out.resolve() == i.resolve() for i in inputs):
+            why = f"output {out} would overwrite an input; refused"
+        elif why is None and out.resolve() in planned: why = f"output {out} is also the output of another input; skipped"
+        elif why is None and out.exists() and not a.force: why = f"output {out} exists (use --force to overwrite)"
+        if why is not None: fail(f"{f}: {why}"); status = 1; continue
         planned.append(out.resolve()); jobs.append((f, out))
-    if not jobs: return status
+    return jobs, status
+
+# %% ../nbs/18_enhance.ipynb #436c954c
+def _run_jobs(jobs, model, df_state, a, fail) -> int:
+    "Enhance each `(input, output)` of `jobs`; the exit status (0, 1 if a file failed, 130 if interrupted)."
     from tqdm.auto import tqdm
-    total = 0.0
+    total, status, current = 0.0, 0, None
     for f, _ in jobs:
         try: total += _info(f).duration
         except ValueError: pass
     prev = signal.signal(signal.SIGTERM, _raise_interrupt)       # SIGTERM ends the run as Ctrl-C does: cleanly
-    current = None
     try:
         with tqdm(total=round(total, 2), unit="s", desc="dfnb-enhance", disable=a.quiet or None, file=sys.stderr,
                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]") as bar:
@@ -485,10 +480,9 @@ def enhance_cli(argv=None) -> int:
                         warnings.simplefilter("always")
                         enhance_file(model, df_state, f, out, a.atten_lim, lambda sec: bar.update(sec),
                                      post_filter_beta=a.pf_beta if a.pf else None, compensate_delay=a.compensate_delay)
-                    for w in ws: print(f"dfnb-enhance: warning: {w.message}", file=sys.stderr)
+                    for w in ws: cli_warn("dfnb-enhance", w.message)
                     bar.write(f"{f} -> {out}", file=sys.stdout)
-                except (ValueError, OSError, RuntimeError, TypeError) as e:
-                    err(f"{f}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"); status = 1
+                except (ValueError, OSError, RuntimeError, TypeError) as e: fail(f"{f}: {one_line(e)}"); status = 1
     except KeyboardInterrupt:
         print(f"dfnb-enhance: interrupted; {current} was not written (no partial file is left)", file=sys.stderr)
         return 130
@@ -496,3 +490,18 @@ def enhance_cli(argv=None) -> int:
     return status
 
 def _raise_interrupt(signum, frame): raise KeyboardInterrupt
+
+# %% ../nbs/18_enhance.ipynb #41fb2c89
+def enhance_cli(argv=None) -> int:
+    "The `dfnb-enhance` command (returns the exit status; `argv` defaults to `sys.argv[1:]`)."
+    ap = _enhance_parser(); a = ap.parse_args(argv); _check_flags(ap, a)
+    fail = cli_error("dfnb-enhance")
+    try: model, df_state, suffix = init_df(a.model)
+    except Exception as e: return fail(f"--model {a.model}: {one_line(e)}")
+    status = 0
+    if a.demo:
+        try: print("\n".join(_demo(model, df_state, suffix, a.output_dir, a.force, a.atten_lim)))
+        except Exception as e: fail(f"--demo: {one_line(e)}"); status = 1
+    jobs, refused = _plan(a, suffix, fail)
+    if not jobs: return max(status, refused)
+    return _run_jobs(jobs, model, df_state, a, fail) or max(status, refused)

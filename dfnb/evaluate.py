@@ -1,6 +1,8 @@
-"""A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the standard metrics, and
-`dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime, or any model on your own folders (PESQ,
-STOI, SI-SDR, CSIG/CBAK/COVL with references; DNSMOS P.835 with or without).
+"""How much enhancement helps: a synthetic test set, the standard metrics, and `dfnb-evaluate`.
+
+A deterministic evaluation set (eSpeak NG speech in six kinds of noise at five SNRs), the standard metrics, and
+`dfnb-evaluate`: noisy vs dfnb's DeepFilterNet3 vs the official runtime, or any model on your own folders (PESQ, STOI,
+SI-SDR, CSIG/CBAK/COVL with references; DNSMOS P.835 with or without).
 
 Docs: https://dfnb.github.io/dfnb/evaluate.html.md"""
 
@@ -12,6 +14,8 @@ import argparse, json, sys, time
 from pathlib import Path
 import numpy as np
 from .metrics import metrics
+from .cli import cli_error, one_line
+from .checkpoint import model_names
 
 # %% auto #0
 __all__ = ['SENTENCES', 'VOICES', 'NOISES', 'SNRS', 'AUDIO_EXTS', 'MIN_SR', 'MIN_SECONDS', 'SILENCE_DBFS', 'FOLDER_METRICS',
@@ -241,8 +245,7 @@ def _systems(models, onnx: bool = False, official: bool = False, per_file: bool 
         name = "dfnb" if len(models) == 1 and not per_file else spec if per_file else suffix
         systems[name] = model_system(model, df_state) if per_file else (lambda m, st: lambda x: enhance(m, st, x))(model, df_state)
     if onnx:
-        from dfnb.official import OnnxDfNet3
-        m2, st2 = OnnxDfNet3(), init_df("dfnet3")[1]
+        m2, st2, _ = init_df("dfnet3-onnx")
         systems["onnx"] = model_system(m2, st2) if per_file else (lambda x: enhance(m2, st2, x))
     if official:
         from dfnb.official import OfficialRuntime
@@ -250,12 +253,11 @@ def _systems(models, onnx: bool = False, official: bool = False, per_file: bool 
     return systems
 
 # %% ../nbs/19_evaluate.ipynb #02570acc
-def evaluate_cli(argv=None) -> int:
-    """The `dfnb-evaluate` command: noisy vs dfnb's model vs the official runtime on the generated set, or, with
-    `--noisy-dir` (and `--clean-dir`), the input vs each `--model` on your own recordings."""
+def _evaluate_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dfnb-evaluate", description="PESQ / STOI / SI-SDR on a generated eSpeak-in-noise set, or "
                                  "PESQ / STOI / SI-SDR / CSIG / CBAK / COVL / DNSMOS on your own recordings (--noisy-dir, --clean-dir).")
-    ap.add_argument("--model", nargs="*", default=["dfnet3"], help="dfnb model(s) for init_df (default: dfnet3, the official "
+    ap.add_argument("--model", nargs="*", default=["dfnet3"], help="dfnb model(s) for init_df: names ("
+                    f"{', '.join(model_names('speech'))}), files or folders (default: dfnet3, the official "
                     "weights in torch); several give one column each (e.g. --model dfnet3 dfnet4lite); none (--model alone): "
                     "score the recordings as they are")
     ap.add_argument("--noisy-dir", type=Path, help="score your own recordings: the noisy (or unprocessed) files; alone, DNSMOS only")
@@ -271,6 +273,13 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--onnx", action="store_true", help="also evaluate the official ONNX graphs run offline (OnnxDfNet3)")
     ap.add_argument("--save-dir", type=Path, help="also write the generated set (wav + manifest.json) here")
     ap.add_argument("--json", type=Path, help="write the per-item metrics here")
+    return ap
+
+# %% ../nbs/19_evaluate.ipynb #74f03aa3
+def evaluate_cli(argv=None) -> int:
+    """The `dfnb-evaluate` command: noisy vs dfnb's model vs the official runtime on the generated set, or, with
+    `--noisy-dir` (and `--clean-dir`), the input vs each `--model` on your own recordings."""
+    ap = _evaluate_parser()
     a = ap.parse_args(argv)
     if a.clean_dir is not None and a.noisy_dir is None: ap.error("--clean-dir needs --noisy-dir")
     for p in a.out:
@@ -303,11 +312,11 @@ def evaluate_cli(argv=None) -> int:
 def _evaluate_folder_cli(a, t0) -> int:
     "`dfnb-evaluate --noisy-dir [--clean-dir]`: check the folders and the model file, then load the models and score."
     from dfnb.metrics import dnsmos_model_path
-    err = lambda msg: print(f"dfnb-evaluate: error: {msg}", file=sys.stderr)
+    fail = cli_error("dfnb-evaluate")
     try: jobs = folder_jobs(a.noisy_dir, a.clean_dir); dnsmos_model_path(a.personalized)      # before loading any model
-    except (ValueError, FileNotFoundError) as e: err(e); return 2
+    except (ValueError, FileNotFoundError) as e: return fail(e)
     try: systems = _systems(a.model, a.onnx, per_file=True)
-    except Exception as e: err(f"--model {' '.join(a.model)}: {e}"); return 2
+    except Exception as e: return fail(f"--model {' '.join(a.model)}: {one_line(e)}")
     rows = evaluate_folder(a.noisy_dir, a.clean_dir, systems, progress=sys.stderr.isatty(), personalized=a.personalized, jobs=jobs)
     print(f"{len(jobs)} {'pairs' if a.clean_dir is not None else 'files'} in {a.noisy_dir}"
           + (f" (references in {a.clean_dir})" if a.clean_dir is not None else " (no references: DNSMOS only)")

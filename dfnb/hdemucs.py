@@ -1,5 +1,12 @@
-"""`HDemucs`: torchaudio's Hybrid Demucs music source separator written again layer by layer, real-valued from waveform
-in to stems out, loaded from torchaudio's weights key for key, equal to torchaudio's module and exported to ONNX.
+"""torchaudio's Hybrid Demucs music source separator, rebuilt layer by layer.
+
+`HDemucs`: torchaudio's Hybrid Demucs music source separator written again layer by layer, real-valued from waveform
+in to stems out, loaded from torchaudio's weights key for key, and equal to torchaudio's module layer by layer.
+
+The model and its weights live here; two chapters build on it: `dfnb.hdemucs_onnx` exports it as one ONNX graph, and
+`dfnb.separate` cuts whole songs into pieces (`separate`, `separate_file`, the `dfnb-separate` command). Until they
+became chapters of their own they were part of this module, and their old imports (`from dfnb.hdemucs import
+separate`) still work, with a deprecation warning.
 
 Docs: https://dfnb.github.io/dfnb/hdemucs_port.html.md"""
 
@@ -7,20 +14,21 @@ Docs: https://dfnb.github.io/dfnb/hdemucs_port.html.md"""
 
 # %% ../nbs/50_hdemucs_port.ipynb #7f39a87d
 from __future__ import annotations
-import math, os, random
-import numpy as np
+import math, os
 from pathlib import Path
+from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['SOURCES', 'HDemucs', 'hdemucs_high', 'from_torchaudio', 'load_torchaudio_checkpoint', 'export_hdemucs', 'separate',
-           'ort_runner', 'separate_file', 'separate_cli', 'export_cli']
+__all__ = ['SOURCES', 'TORCHAUDIO_VERSION', 'HDemucs', 'hdemucs_high', 'from_torchaudio', 'load_torchaudio_checkpoint',
+           'torchaudio_hdemucs', 'torchaudio_absent_reason']
 
 # %% ../nbs/50_hdemucs_port.ipynb #dc94b963
-from .checkpoint import register_model_type, atomic_file
+from .checkpoint import register_model_type
+from .stft_erb import rdft_matrices
 
 # %% ../nbs/50_hdemucs_port.ipynb #453a29db
 class _ScaledEmbedding(nn.Module):
@@ -224,23 +232,20 @@ def _split(nfft: int) -> tuple[int, int]:
     return nfft // n2, n2
 
 def _dft_buffers(nfft: int) -> dict:
-    "The matrices of the factorised real DFT and its inverse (float64 angles, rounded once to float32)."
+    "The factorised real DFT of `rdft_matrices` and its inverse, as real float32 blocks (float64 angles, rounded once)."
     N1, N2 = _split(nfft); K1 = N1 // 2
-    r = lambda n: torch.arange(n, dtype=torch.float64)
-    def cs(a, b, m):                                            # cos, sin of 2 pi (a b mod m) / m
-        ang = 2 * math.pi * ((a[:, None] * b[None, :]) % m) / m
-        return torch.cos(ang), torch.sin(ang)
-    c2, s2 = cs(r(N2), r(N2), N2)                               # [n2, k2] (symmetric)
-    tc, ts = cs(r(N1), r(N2), nfft)                             # twiddles [n1, k2]
-    c1, s1 = cs(r(K1), r(N1), N1)                               # [k1, n1]
+    m = rdft_matrices(nfft, n1=N1)
+    c2, s2 = m["w2"].real, -m["w2"].imag                        # [n2, k2] (symmetric)
+    tc, ts = m["tw"].T.real, -m["tw"].T.imag                    # twiddles [n1, k2]
+    c1, s1 = m["w1"][:K1].real, -m["w1"][:K1].imag              # [k1, n1]: only the bins below N/2
     c = torch.full((K1, N2), 2.0, dtype=torch.float64); c[0, 0] = 1      # one-sided weights c_k, k = N2 k1 + k2
+    win = torch.hann_window(nfft, periodic=True, dtype=torch.float64)
     d = dict(m1=torch.cat([c2, -s2], 1),                        # x[n1, n2] @ m1 = (Re | Im) A[n1, k2]
              tc=tc, ts=ts,
              m2=torch.cat([torch.cat([c1, s1], 1), torch.cat([-s1, c1], 1)]) / math.sqrt(nfft),   # (Re | Im) over n1 -> k1
              ma=torch.cat([torch.cat([c1.t(), -s1.t()], 1), torch.cat([s1.t(), c1.t()], 1)]),     # inverse, k1 -> n1
              mb=torch.cat([c2, -s2]),                           # inverse, (Re | Im) over k2 -> real n2
-             c=c / math.sqrt(nfft), win=torch.hann_window(nfft, periodic=True, dtype=torch.float64),
-             env=(torch.hann_window(nfft, periodic=True, dtype=torch.float64) ** 2).reshape(4, nfft // 4).sum(0))
+             c=c / math.sqrt(nfft), win=win, env=(win ** 2).reshape(4, nfft // 4).sum(0))
     return {k: v.float() for k, v in d.items()}
 
 # %% ../nbs/50_hdemucs_port.ipynb #99a6dfab
@@ -289,42 +294,41 @@ class HDemucs(nn.Module):
     @property
     def _dftb(self) -> dict: return {k: getattr(self, f"dft_{k}") for k in ("m1", "tc", "ts", "m2", "ma", "mb", "c")}
 
-# %% ../nbs/50_hdemucs_port.ipynb #d69ad2d8
-@patch
-def _build(self: HDemucs, audio_channels, channels, growth, depth, freq_emb, emb_scale, emb_smooth, kernel_size,
-           time_stride, stride, context, context_enc, norm_starts, norm_groups, dconv_depth, dconv_comp, dconv_attn,
-           dconv_lstm, dconv_init):
-    "Append the encoder and decoder layers of both branches (decoders in reverse order) and the frequency embedding."
-    chin, chin_z = audio_channels, 2 * audio_channels          # the frequency branch sees real and imaginary parts
-    chout = chout_z = channels
-    freqs = self.nfft // 2
-    for i in range(depth):
-        freq = freqs > 1
-        ker, stri, pad, last_freq = kernel_size, stride, True, False
-        if not freq:                                           # the shared layers: a short, stride-2 time conv
-            if freqs != 1: raise ValueError(f"HDemucs: {freqs} frequency rows left before the shared layers; choose nfft and depth so that one is left")
-            ker, stri = 2 * time_stride, time_stride
-        if freq and freqs <= kernel_size:                      # the last frequency layer: one kernel covers all rows
-            ker, pad, last_freq = freqs, False, True
-        kw = dict(kernel_size=ker, stride=stri, freq=freq, pad=pad, norm_groups=norm_groups,
-                  norm_type="group_norm" if i >= norm_starts else "none",
-                  dconv_kw=dict(lstm=i >= dconv_lstm, attn=i >= dconv_attn, depth=dconv_depth, compress=dconv_comp, init=dconv_init))
-        kwt = {**kw, "freq": False, "kernel_size": kernel_size, "stride": stride, "pad": True}
-        if last_freq:
-            chout_z = max(chout, chout_z); chout = chout_z
-            if self.nfft == 2048: kwt.update(stride=2, kernel_size=4)
-        self.freq_encoder.append(_HEncLayer(chin_z, chout_z, context=context_enc, **kw))
-        if freq: self.time_encoder.append(_HEncLayer(chin, chout, context=context_enc, empty=last_freq, **kwt))
-        if i == 0:                                             # the decoders' outermost layers emit every stem
-            chin = audio_channels * len(self.sources); chin_z = 2 * chin
-        self.freq_decoder.insert(0, _HDecLayer(chout_z, chin_z, last=i == 0, context=context, **kw))
-        if freq: self.time_decoder.insert(0, _HDecLayer(chout, chin, empty=last_freq, last=i == 0, context=context, **kwt))
-        chin, chin_z, chout, chout_z = chout, chout_z, int(growth * chout), int(growth * chout_z)
-        if freq: freqs = 1 if freqs <= kernel_size else freqs // stride
-        if i == 0 and freq_emb:
-            self.freq_emb = _ScaledEmbedding(freqs, chin_z, smooth=emb_smooth, scale=emb_scale)
-            self.freq_emb_scale = freq_emb
+# %% ../nbs/50_hdemucs_port.ipynb #ace29161
+class _Depth(NamedTuple):
+    "What one depth of HDemucs holds: frequency rows in and out, and the convolution of each branch."
+    rows: int          # frequency rows that reach this depth (1 once the branches have merged)
+    rows_out: int      # rows it leaves to the next depth
+    freq: bool         # the frequency layer strides over frequency (False: a shared layer, striding over time)
+    kernel: int        # the frequency (or shared) layer's kernel and stride, and whether it pads
+    stride: int
+    pad: bool
+    last_freq: bool    # this layer uses up the rows: the time layer beside it is empty and joins here
+    t_kernel: int      # the time layer's kernel and stride (0 where the branches have merged)
+    t_stride: int
 
+def _layer_plan(nfft: int, depth: int, kernel_size: int = 8, stride: int = 4, time_stride: int = 2) -> list[_Depth]:
+    "The `_Depth` of each of `depth` depths: where the frequency axis stands, and each branch's convolution."
+    plan, rows = [], nfft // 2
+    for _ in range(depth):
+        if rows > 1:
+            last = rows <= kernel_size                 # one kernel as tall as the rows left covers them all
+            tk, ts = (4, 2) if last and nfft == 2048 else (kernel_size, stride)
+            plan.append(_Depth(rows, 1 if last else rows // stride, True, rows if last else kernel_size, stride,
+                               not last, last, tk, ts))
+        elif rows == 1: plan.append(_Depth(1, 1, False, 2 * time_stride, time_stride, True, False, 0, 0))
+        else: raise ValueError(f"HDemucs: {rows} frequency rows left before the shared layers; choose nfft and depth so that one is left")
+        rows = plan[-1].rows_out
+    return plan
+
+# %% ../nbs/50_hdemucs_port.ipynb #401abc8b
+def _widths(channels: int, growth: float, depth: int) -> list[int]:
+    "The encoders' output channels at each depth: `channels`, times `growth` per depth, rounded down each time."
+    w = [channels]
+    for _ in range(depth - 1): w.append(int(growth * w[-1]))
+    return w
+
+# %% ../nbs/50_hdemucs_port.ipynb #8bcb14c1
 def _rescale_convs(module: nn.Module, reference: float = 0.1) -> None:
     "Demucs' initialisation: divide each conv's weight and bias by sqrt(std(weight) / reference)."
     for m in module.modules():
@@ -332,6 +336,29 @@ def _rescale_convs(module: nn.Module, reference: float = 0.1) -> None:
             s = (m.weight.std().detach() / reference) ** 0.5
             m.weight.data /= s
             if m.bias is not None: m.bias.data /= s
+
+# %% ../nbs/50_hdemucs_port.ipynb #9491795b
+@patch
+def _build(self: HDemucs, audio_channels, channels, growth, depth, freq_emb, emb_scale, emb_smooth, kernel_size,
+           time_stride, stride, context, context_enc, norm_starts, norm_groups, dconv_depth, dconv_comp, dconv_attn,
+           dconv_lstm, dconv_init):
+    "Append the encoder and decoder layers of both branches (decoders innermost first) and the frequency embedding."
+    plan, width = _layer_plan(self.nfft, depth, kernel_size, stride, time_stride), _widths(channels, growth, depth)
+    A, S = audio_channels, len(self.sources)
+    for i, p in enumerate(plan):
+        kw = dict(norm_groups=norm_groups, norm_type="group_norm" if i >= norm_starts else "none",
+                  dconv_kw=dict(lstm=i >= dconv_lstm, attn=i >= dconv_attn, depth=dconv_depth, compress=dconv_comp, init=dconv_init))
+        fkw = dict(kw, freq=p.freq, kernel_size=p.kernel, stride=p.stride, pad=p.pad)
+        tkw = dict(kw, freq=False, kernel_size=p.t_kernel, stride=p.t_stride, pad=True)
+        f_in, t_in = (2 * A, A) if i == 0 else (width[i - 1], width[i - 1])      # what the encoders take
+        f_out, t_out = (2 * A * S, A * S) if i == 0 else (f_in, t_in)            # what the decoders give back
+        self.freq_encoder.append(_HEncLayer(f_in, width[i], context=context_enc, **fkw))
+        if p.freq: self.time_encoder.append(_HEncLayer(t_in, width[i], context=context_enc, empty=p.last_freq, **tkw))
+        self.freq_decoder.insert(0, _HDecLayer(width[i], f_out, last=i == 0, context=context, **fkw))
+        if p.freq: self.time_decoder.insert(0, _HDecLayer(width[i], t_out, empty=p.last_freq, last=i == 0, context=context, **tkw))
+        if i == 0 and freq_emb:                                                  # one vector per frequency row left
+            self.freq_emb = _ScaledEmbedding(p.rows_out, width[0], smooth=emb_smooth, scale=emb_scale)
+            self.freq_emb_scale = freq_emb
 
 # %% ../nbs/50_hdemucs_port.ipynb #6d3e2a6c
 def _reflect_pad(x: Tensor, left: int, right: int) -> Tensor:
@@ -500,340 +527,59 @@ def load_torchaudio_checkpoint(path, sources=SOURCES, **config) -> HDemucs:
         raise ValueError(f"load_torchaudio_checkpoint: {path} does not hold a state dict of tensors")
     return _transfer(HDemucs(sources=sources, **config), sd, str(path))
 
-# %% ../nbs/50_hdemucs_port.ipynb #c727a37d
-def _fp16_weights(proto, names):
-    "Store the float32 initializers named in `names` (>= 16 values) as float16, each behind a Cast back to float32."
-    import onnx
-    from onnx import helper, numpy_helper
-    g, casts = proto.graph, []
-    for init in list(g.initializer):
-        if init.data_type != onnx.TensorProto.FLOAT or not (init.name in names or init.name.startswith("onnx::LSTM")): continue
-        a = numpy_helper.to_array(init)
-        if a.size < 16: continue
-        h = numpy_helper.from_array(a.astype("float16"), init.name + "_fp16")
-        g.initializer.remove(init); g.initializer.append(h)
-        casts.append(helper.make_node("Cast", [h.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "_cast"))
-    for n in reversed(casts): g.node.insert(0, n)
-    return proto
+# %% ../nbs/50_hdemucs_port.ipynb #1acd0119
+TORCHAUDIO_VERSION = "2.11.0"          # the torchaudio whose HDemucs dfnb is checked against
+_TA = {"mod": None, "why": "", "done": False}
 
-def export_hdemucs(model: HDemucs, path, segment_samples: int, fp16_weights: bool = False, opset: int = 17) -> Path:
-    """One ONNX graph `mix [batch, C, segment_samples]` -> `stems [batch, S, C, segment_samples]` (dynamic batch),
-    checked with `onnx.checker.check_model(full_check=True)` and written atomically."""
-    import io, contextlib, warnings, onnx
-    if not isinstance(model, HDemucs): raise TypeError(f"export_hdemucs: expected a dfnb HDemucs, got {type(model).__name__}")
-    if not isinstance(segment_samples, int) or segment_samples < 1:
-        raise ValueError(f"export_hdemucs: segment_samples must be a positive int, got {segment_samples!r}")
-    was_training = model.training; model.eval()
-    x = torch.zeros(1, model.audio_channels, segment_samples)
-    try:
-        with atomic_file(path) as tmp:
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, (x,), str(tmp), dynamo=False, opset_version=opset, input_names=["mix"],
-                                  output_names=["stems"], dynamic_axes={"mix": {0: "batch"}, "stems": {0: "batch"}})
-            proto = onnx.load(str(tmp))
-            dims = proto.graph.output[0].type.tensor_type.shape.dim     # the exporter leaves them symbolic: pin them
-            for d, v in zip(dims[1:], (len(model.sources), model.audio_channels, segment_samples)): d.dim_value = v
-            onnx.save(_fp16_weights(proto, set(model.state_dict())) if fp16_weights else proto, str(tmp))
-            onnx.checker.check_model(str(tmp), full_check=True)
-    finally: model.train(was_training)
-    return Path(path)
+def _torchaudio_cache() -> Path: return Path(os.environ.get("DFNB_CACHE", Path.home() / ".cache" / "dfnb")) / "torchaudio"
 
-# %% ../nbs/50_hdemucs_port.ipynb #7f95dbd1
-_RATE = 44100   # HDemucs's sample rate
+def _torchaudio_wheel() -> Path | None:
+    "torchaudio's wheel: `DFNB_TORCHAUDIO_WHEEL` (a file or folder), the cache, or `pip download` into the cache."
+    import subprocess, sys
+    wheels = lambda d: sorted(Path(d).glob(f"torchaudio-{TORCHAUDIO_VERSION}-*.whl")) if Path(d).is_dir() else []
+    env = os.environ.get("DFNB_TORCHAUDIO_WHEEL")
+    if env and (hits := [Path(env)] if Path(env).is_file() else wheels(env)): return hits[0]
+    cache = _torchaudio_cache()
+    if wheels(cache) or os.environ.get("DFNB_NO_DOWNLOAD"): return next(iter(wheels(cache)), None)
+    cache.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(cache),
+                        f"torchaudio=={TORCHAUDIO_VERSION}"], capture_output=True, text=True, timeout=600)
+    return next(iter(wheels(cache)), None) if r.returncode == 0 else None
 
-def _transition(seg: int, power: float = 1.0) -> Tensor:
-    "demucs's cross-fade weight of a `seg`-sample piece: a triangle 1..seg//2..1, divided by its maximum, to `power`."
-    w = torch.cat([torch.arange(1, seg // 2 + 1), torch.arange(seg - seg // 2, 0, -1)]).float()
-    return (w / w.max()) ** power
+# %% ../nbs/50_hdemucs_port.ipynb #128cdb39
+def torchaudio_hdemucs():
+    """torchaudio's `models/_hdemucs.py` (`HDemucs`, `hdemucs_high`, ...) as a module, read out of the torchaudio wheel
+    without importing torchaudio; None when no wheel can be found or fetched (`torchaudio_absent_reason()` says why)."""
+    import importlib.util, zipfile
+    if _TA["done"]: return _TA["mod"]
+    _TA["done"] = True
+    try: whl = _torchaudio_wheel()
+    except Exception as e: whl, _TA["why"] = None, f"pip download failed ({type(e).__name__}: {e})"
+    if whl is None:
+        _TA["why"] = _TA["why"] or (f"torchaudio=={TORCHAUDIO_VERSION} wheel not found (set DFNB_TORCHAUDIO_WHEEL to the wheel "
+                                    f"or its folder, or allow `pip download --no-deps torchaudio=={TORCHAUDIO_VERSION}`)")
+        return None
+    dst = _torchaudio_cache() / f"_hdemucs_{TORCHAUDIO_VERSION}.py"
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")           # complete or absent: never a partial module
+        with zipfile.ZipFile(whl) as z: tmp.write_bytes(z.read("torchaudio/models/_hdemucs.py"))
+        os.replace(tmp, dst)
+    spec = importlib.util.spec_from_file_location("torchaudio_hdemucs_ref", dst)
+    _TA["mod"] = mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
 
-def _pieces(L: int, seg: int, stride: int):
-    "`(offset, length, window start)` of every piece of an `L`-sample signal: the piece centred in a `seg`-sample window."
-    for o in range(0, L, stride):
-        n = min(seg, L - o)
-        yield o, n, o - (seg - n) // 2
+def torchaudio_absent_reason() -> str:
+    "Why `torchaudio_hdemucs()` returned None ('' when it did not)."
+    return _TA["why"]
 
-# %% ../nbs/50_hdemucs_port.ipynb #1230df85
-def _tensor_window(mix: Tensor):
-    "`window(a, n)`: samples `a .. a+n` of the `[C, L]` tensor `mix`, zeros outside it."
-    L = mix.shape[-1]
-    def window(a: int, n: int) -> Tensor:
-        lo, hi = max(a, 0), min(a + n, L)
-        if hi <= lo: return mix.new_zeros(mix.shape[0], n)
-        return F.pad(mix[:, lo:hi], (lo - a, a + n - hi))
-    return window
+# %% ../nbs/50_hdemucs_port.ipynb #0c4ed5fe
+_MOVED = {"export_hdemucs": "dfnb.hdemucs_onnx", "ort_runner": "dfnb.hdemucs_onnx", "separate": "dfnb.separate",
+          "separate_file": "dfnb.separate", "separate_cli": "dfnb.separate", "export_cli": "dfnb.separate"}
 
-def _run(model, x: Tensor) -> Tensor:
-    "`[C, n]` -> `[S, C, n]` through a model or any callable `[1, C, n] -> [1, S, C, n]`."
-    with torch.inference_mode(): return torch.as_tensor(model(x[None].float()))[0].float()
-
-def _one_pass(model, window, L: int, seg: int, stride: int, weight: Tensor, d: int = 0, split: bool = True):
-    "Stems of the song delayed by `d` samples, cut into pieces, as consecutive `[S, C, m]` blocks of the song's `L` samples."
-    Lv, skip = L + d, d                                       # the delayed song has L + d samples; drop the first d
-    if not split:
-        yield _run(model, window(-d, Lv))[..., d:]; return
-    acc = wsum = None; base = 0                               # acc holds positions base .. base + acc's length
-    for o, n, a in _pieces(Lv, seg, stride):
-        y = _run(model, window(a - d, seg))[..., o - a:o - a + n]
-        if acc is None: acc, wsum = y.new_zeros(*y.shape[:-1], 0), y.new_zeros(0)
-        grow = o + n - base - acc.shape[-1]
-        if grow > 0: acc, wsum = F.pad(acc, (0, grow)), F.pad(wsum, (0, grow))
-        acc[..., o - base:o - base + n] += weight[:n] * y; wsum[o - base:o - base + n] += weight[:n]
-        done = min(o + stride, Lv) - base                     # no later piece reaches before o + stride
-        out, acc, wsum, base = acc[..., :done] / wsum[:done], acc[..., done:], wsum[done:], base + done
-        if skip: out, skip = out[..., skip:], max(0, skip - out.shape[-1])
-        if out.shape[-1]: yield out
-
-# %% ../nbs/50_hdemucs_port.ipynb #9589c4f2
-def _mean_streams(streams):
-    "The average of generators of consecutive blocks (along the last axis) of one total length, as consecutive blocks."
-    if len(streams) == 1: yield from streams[0]; return
-    bufs = [None] * len(streams)
-    while True:
-        for i, g in enumerate(streams):
-            if bufs[i] is None or bufs[i].shape[-1] == 0:
-                b = next(g, None)
-                if b is None: return                          # all passes end together
-                bufs[i] = b if bufs[i] is None else torch.cat([bufs[i], b], -1)
-        m = min(b.shape[-1] for b in bufs)
-        yield sum(b[..., :m] for b in bufs) / len(bufs)
-        bufs = [b[..., m:] for b in bufs]
-
-def _shift_delays(shifts: int, max_shift: int, seed) -> list:
-    "The delay `max_shift - offset` of each of `shifts` passes, offsets drawn as demucs draws them (0 for no shifts)."
-    rng = random.Random(seed)
-    return [max_shift - rng.randint(0, max_shift) for _ in range(shifts)] if shifts else [0]
-
-def _check_split(segment, overlap, shifts, transition_power, sample_rate) -> tuple[int, int]:
-    "`(segment, stride)` in samples, or a ValueError naming the bad argument."
-    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if not (isinstance(shifts, int) and shifts >= 0): raise ValueError(f"shifts must be an int >= 0, got {shifts!r}")
-    if not transition_power >= 1: raise ValueError(f"transition_power must be >= 1 (as in demucs), got {transition_power}")
-    seg = int(sample_rate * segment) if segment > 0 else 0
-    stride = int((1 - overlap) * seg)
-    if seg < 1 or stride < 1: raise ValueError(f"segment must be > 0 and long enough for a stride of one sample, got {segment} s")
-    return seg, stride
-
-def _stem_stream(model, window, L: int, sample_rate: int, segment: float, overlap: float, shifts: int,
-                 split: bool, transition_power: float, seed):
-    "The stems of an `L`-sample song read through `window`, in consecutive `[S, C, m]` blocks."
-    seg, stride = _check_split(segment, overlap, shifts, transition_power, sample_rate)
-    weight = _transition(seg, transition_power)
-    delays = _shift_delays(shifts, int(0.5 * sample_rate), seed)
-    return _mean_streams([_one_pass(model, window, L, seg, stride, weight, d, split) for d in delays])
-
-# %% ../nbs/50_hdemucs_port.ipynb #0b7800ce
-def separate(model, mix: Tensor, sample_rate: int = _RATE, segment: float = 10.0, overlap: float = 0.25, shifts: int = 1,
-             split: bool = True, transition_power: float = 1.0, seed=0) -> Tensor:
-    """`[C, L]` or `[1, C, L]` mixture -> `[S, C, L]` stems, cut as demucs's `apply_model` cuts it (pieces of `segment`
-    seconds centred in real context, triangle cross-fade, `shifts` random shifts seeded by `seed`; `split=False`: one call)."""
-    if not isinstance(mix, Tensor): mix = torch.as_tensor(mix)
-    if mix.dim() == 3 and mix.shape[0] == 1: mix = mix[0]
-    if mix.dim() != 2 or mix.shape[-1] == 0:
-        raise ValueError(f"separate: expected a [channels, samples] mixture, got shape {tuple(mix.shape)}")
-    try: stream = _stem_stream(model, _tensor_window(mix.float()), mix.shape[-1], sample_rate, segment, overlap,
-                               shifts, split, transition_power, seed)
-    except ValueError as e: raise ValueError(f"separate: {e}") from None
-    return torch.cat(list(stream), -1)
-
-def ort_runner(path, threads: int = 2):
-    "An exported HDemucs graph (`export_hdemucs`) as a callable for `separate`: its segment is fixed when it is exported."
-    from dfnb.onnx_graph import ort_session
-    sess = ort_session(path, threads=threads)
-    S = sess.get_inputs()[0].shape[-1]
-    def run(x: Tensor) -> Tensor:
-        n = x.shape[-1]
-        if n > S: raise ValueError(f"ort_runner: the graph takes {S} samples, got a piece of {n}; use separate(segment=...) <= {S} samples")
-        y = sess.run(None, {"mix": F.pad(x, (0, S - n)).numpy()})[0]
-        return torch.from_numpy(y)[..., :n]
-    return run
-
-# %% ../nbs/50_hdemucs_port.ipynb #8ee7545d
-class _FileWindow:
-    "`window(a, n)` of an audio file: samples `a .. a+n` read by seeking, zeros outside it, mono repeated to `channels`."
-    def __init__(self, path, channels: int):
-        import soundfile as sf
-        self.f = sf.SoundFile(str(path)); self.L, self.sr, self.max_read = self.f.frames, self.f.samplerate, 0
-        if self.f.channels not in (1, channels):
-            raise ValueError(f"{path} has {self.f.channels} channels; the model takes {channels} (or mono)")
-        self.channels = channels
-    def __call__(self, a: int, n: int) -> Tensor:
-        lo, hi = max(a, 0), min(a + n, self.L)
-        if hi <= lo: return torch.zeros(self.channels, n)
-        self.f.seek(lo); x = torch.from_numpy(self.f.read(hi - lo, dtype="float32", always_2d=True).T.copy())
-        self.max_read = max(self.max_read, hi - lo)
-        return F.pad(x.expand(self.channels, -1), (lo - a, a + n - hi))
-
-def _resample_file(inp, out, rate: int, block: int = 65536) -> Path:
-    "`inp` resampled to `rate` into the float32 WAV `out`, block by block (soxr's stream resampler, VHQ)."
-    import soundfile as sf, soxr
-    with sf.SoundFile(str(inp)) as f, sf.SoundFile(str(out), "w", rate, f.channels, "FLOAT", format="WAV") as g:
-        rs = soxr.ResampleStream(f.samplerate, rate, f.channels, dtype="float32", quality="VHQ")
-        for b in f.blocks(block, dtype="float32", always_2d=True): g.write(rs.resample_chunk(b))
-        g.write(rs.resample_chunk(np.zeros((0, f.channels), "float32"), last=True))
-    return Path(out)
-
-# %% ../nbs/50_hdemucs_port.ipynb #0270b0b3
-_SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
-
-def _clip(y, mode: str, peak: float, integer: bool):
-    "demucs's clip modes for one written file whose peak is `peak`."
-    if mode == "rescale": y = y / max(1.01 * peak, 1.0)
-    elif mode == "clamp": y = np.clip(y, -0.99, 0.99)
-    elif mode != "none": raise ValueError(f"clip mode must be rescale, clamp or none, got {mode!r}")
-    return np.clip(y, -1.0, 1.0) if integer else y            # an integer format saturates instead of wrapping
-
-def _outputs(sources, two_stems, other_method):
-    "The written stems: `(name, how)` with how an index, ('add', indices), ('minus', index)."
-    if two_stems is None: return [(s, i) for i, s in enumerate(sources)]
-    if two_stems not in sources: raise ValueError(f"--two-stems {two_stems}: the model's stems are {', '.join(sources)}")
-    if other_method not in ("add", "minus", "none"): raise ValueError(f"other method must be add, minus or none, got {other_method!r}")
-    k = list(sources).index(two_stems); rest = [i for i in range(len(sources)) if i != k]
-    return [(two_stems, k)] + ([] if other_method == "none" else [(f"no_{two_stems}", (other_method, rest if other_method == "add" else k))])
-
-def _pick(y: Tensor, mix: Tensor, how) -> Tensor:
-    if isinstance(how, int): return y[how]
-    return y[how[1]].sum(0) if how[0] == "add" else mix - y[how[1]]
-
-# %% ../nbs/50_hdemucs_port.ipynb #505e555e
-def separate_file(model, inp, out_dir=".", filename: str = "{track}/{stem}.{ext}", segment: float = 10.0,
-                  overlap: float = 0.25, shifts: int = 1, split: bool = True, seed=0, two_stems=None,
-                  other_method: str = "add", flac: bool = False, bits: str = "int16", clip_mode: str = "rescale",
-                  transition_power: float = 1.0, sources=None, channels=None, protect=()) -> list:
-    """Separate the audio file `inp` into `out_dir/filename` per stem (44.1 kHz; 16/24-bit PCM or float32 WAV, or FLAC),
-    streamed; returns the paths. `model` is an HDemucs or a callable (then give `sources` and `channels`); neither `inp`
-    nor a path in `protect` is ever overwritten."""
-    import soundfile as sf, tempfile
-    sources = tuple(sources or model.sources); channels = channels or model.audio_channels
-    ext, fmt, subtype = ("flac" if flac else "wav"), ("FLAC" if flac else "WAV"), _SUBTYPES[bits]
-    if flac and bits == "float32": raise ValueError("FLAC holds integer samples: use --int24 or 16-bit with --flac")
-    outs = _outputs(sources, two_stems, other_method)
-    inp = Path(inp)
-    if not inp.is_file(): raise FileNotFoundError(f"{inp}: no such file")
-    track, trackext = (inp.name.rsplit(".", 1) + [""])[:2]
-    try: paths = [Path(out_dir) / filename.format(track=track, trackext=trackext, stem=s, ext=ext) for s, _ in outs]
-    except (KeyError, IndexError, ValueError) as e:
-        raise ValueError(f"--filename {filename!r}: use only {{track}}, {{trackext}}, {{stem}}, {{ext}} ({type(e).__name__}: {e})") from None
-    if len(set(paths)) < len(paths): raise ValueError(f"--filename {filename!r} gives several stems one file name")
-    keep = {os.path.realpath(q) for q in (inp, *protect)}
-    for p in paths:
-        if os.path.realpath(p) in keep: raise ValueError(f"{p} is an input; not overwriting it")
-    with tempfile.TemporaryDirectory(prefix="dfnb-separate-") as tmp:
-        src = inp
-        with sf.SoundFile(str(inp)) as f: rate = f.samplerate
-        if rate != _RATE: src = _resample_file(inp, Path(tmp) / "mix.wav", _RATE)
-        win = _FileWindow(src, channels); peaks = [0.0] * len(outs)
-        scratch = [sf.SoundFile(str(Path(tmp) / f"{i}.wav"), "w", _RATE, channels, "FLOAT", format="WAV") for i in range(len(outs))]
-        try:
-            pos = 0
-            for y in _stem_stream(model, win, win.L, _RATE, segment, overlap, shifts, split, transition_power, seed):
-                m = y.shape[-1]; mix = win(pos, m) if any(isinstance(h, tuple) and h[0] == "minus" for _, h in outs) else None
-                for i, (_, how) in enumerate(outs):
-                    z = _pick(y, mix, how).T.numpy(); peaks[i] = max(peaks[i], float(np.abs(z).max()))
-                    scratch[i].write(z)
-                pos += m
-        finally:
-            for s in scratch: s.close()
-            win.f.close()
-        for i, p in enumerate(paths):
-            with atomic_file(p, "." + ext) as t, sf.SoundFile(str(t), "w", _RATE, channels, subtype, format=fmt) as g:
-                for b in sf.blocks(str(Path(tmp) / f"{i}.wav"), 65536, dtype="float32", always_2d=True):
-                    g.write(_clip(b, clip_mode, peaks[i], bits != "float32"))
-    return paths
-
-# %% ../nbs/50_hdemucs_port.ipynb #8b22e679
-_SMALL = dict(channels=8, nfft=256, depth=4, dconv_lstm=2, dconv_attn=2)
-
-def _load_any(path) -> HDemucs:
-    "A dfnb checkpoint (`save_model`) or a torchaudio HDemucs state dict (`hdemucs_high`)."
-    from dfnb.checkpoint import load_model
-    try: model = load_model(path)
-    except ValueError as e:
-        if "does not contain 'model_config'" not in str(e): raise
-        return load_torchaudio_checkpoint(path)
-    if not isinstance(model, HDemucs): raise ValueError(f"{path} holds a {type(model).__name__}, not an HDemucs")
-    return model
-
-def _model(name: str, seed=0) -> HDemucs:
-    "`random` (untrained hdemucs_high), `random-small` (a small untrained HDemucs), or a checkpoint path."
-    if name in ("random", "random-small"):
-        torch.manual_seed(seed or 0)
-        return (hdemucs_high() if name == "random" else HDemucs(**_SMALL)).eval()
-    if not Path(name).is_file(): raise ValueError(f"-n {name}: no such checkpoint (or give random / random-small)")
-    try: return _load_any(name).eval()
-    except Exception as e: raise ValueError(f"-n {name}: not a readable HDemucs checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-
-# %% ../nbs/50_hdemucs_port.ipynb #b15ba645
-def _separate_parser():
-    import argparse
-    ap = argparse.ArgumentParser(prog="dfnb-separate", description="Separate music into drums, bass, other and vocals with Hybrid Demucs (demucs's flags).")
-    a = ap.add_argument
-    a("tracks", nargs="+", help="audio files (any rate soundfile reads, resampled to 44.1 kHz; mono or stereo)")
-    a("-n", "--model", required=True, help="a dfnb checkpoint, torchaudio's hdemucs_high_trained.pt, or random / random-small (untrained)")
-    a("-o", "--out", default="separated", help="output folder; stems go to OUT/<model name>/FILENAME (default: separated)")
-    a("--filename", default="{track}/{stem}.{ext}", help="template over {track}, {trackext}, {stem}, {ext} (default: {track}/{stem}.{ext})")
-    a("--two-stems", metavar="STEM", help="write only STEM and no_STEM")
-    a("--other-method", choices=("add", "minus", "none"), default="add", help="no_STEM as the sum of the others (add), mix - STEM (minus), or not written (none)")
-    a("--segment", type=float, default=10.0, help="seconds per piece (default 10); with --backend onnx, the graph's fixed length")
-    a("--overlap", type=float, default=0.25, help="overlap of pieces, in [0, 1) (default 0.25)")
-    a("--shifts", type=int, default=1, help="random shifts averaged (default 1; 0: none)")
-    a("--seed", type=int, default=0, help="seed of the shifts and of random models (default 0)")
-    a("--no-split", action="store_true", help="the whole track in one call (memory grows with its length)")
-    b = ap.add_mutually_exclusive_group()
-    b.add_argument("--int24", action="store_true", help="24-bit PCM (default 16-bit)")
-    b.add_argument("--float32", action="store_true", help="32-bit float WAV")
-    a("--clip-mode", choices=("rescale", "clamp", "none"), default="rescale", help="rescale: divide a stem by max(1.01*peak, 1); clamp: to +-0.99 (default rescale)")
-    a("--flac", action="store_true", help="FLAC instead of WAV")
-    a("-j", "--jobs", type=int, default=0, help="threads (default: torch's and ONNX Runtime's own)")
-    a("--backend", choices=("torch", "onnx"), default="torch", help="onnx: export once for --segment and run with ONNX Runtime")
-    return ap
-
-# %% ../nbs/50_hdemucs_port.ipynb #62a39004
-def separate_cli(argv=None) -> int:
-    "`dfnb-separate TRACK... -n MODEL [-o OUT] [demucs's flags]`"
-    import sys, tempfile
-    a = _separate_parser().parse_args(argv)
-    def fail(msg): print(f"dfnb-separate: error: {msg}", file=sys.stderr); return 2
-    missing = [t for t in a.tracks if not Path(t).is_file()]
-    if missing: return fail(f"{missing[0]}: no such file")
-    if not 0 <= a.overlap < 1: return fail(f"--overlap must be in [0, 1), got {a.overlap}")
-    if not a.segment > 0 or int((1 - a.overlap) * int(a.segment * _RATE)) < 1: return fail(f"--segment must be a positive number of seconds, got {a.segment}")
-    if a.shifts < 0: return fail(f"--shifts must be >= 0, got {a.shifts}")
-    if a.backend == "onnx" and a.no_split: return fail("--no-split needs --backend torch (an ONNX graph has one fixed length)")
-    if a.flac and a.float32: return fail("FLAC holds integer samples: drop --float32 (or use --int24)")
-    if a.jobs < 0: return fail(f"-j must be >= 0, got {a.jobs}")
-    if a.jobs: torch.set_num_threads(a.jobs)
-    try:
-        model = _model(a.model, a.seed)
-        if a.two_stems is not None and a.two_stems not in model.sources:
-            return fail(f"--two-stems {a.two_stems}: the model's stems are {', '.join(model.sources)}")
-        name = a.model if a.model.startswith("random") else Path(a.model).stem
-        with tempfile.TemporaryDirectory(prefix="dfnb-separate-") as tmp:
-            run = model
-            if a.backend == "onnx":
-                run = ort_runner(export_hdemucs(model, Path(tmp) / "hdemucs.onnx", int(a.segment * _RATE)), threads=a.jobs or 2)
-            for t in a.tracks:
-                for p in separate_file(run, t, Path(a.out) / name, a.filename, a.segment, a.overlap, a.shifts, not a.no_split,
-                                       a.seed, a.two_stems, a.other_method, a.flac,
-                                       "int24" if a.int24 else "float32" if a.float32 else "int16", a.clip_mode,
-                                       sources=model.sources, channels=model.audio_channels, protect=a.tracks): print(p)
-    except (ValueError, OSError, RuntimeError, KeyError, IndexError) as e:
-        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    return 0
-
-# %% ../nbs/50_hdemucs_port.ipynb #668bcfe7
-def export_cli(argv=None) -> int:
-    "`dfnb-export-onnx hdemucs [-n MODEL] --segment S -o OUT.onnx [--fp16]`"
-    import argparse, sys
-    ap = argparse.ArgumentParser(prog="dfnb-export-onnx hdemucs", description="Export Hybrid Demucs as one ONNX graph for a fixed segment.")
-    ap.add_argument("-n", "--model", default="random", help="a dfnb checkpoint, torchaudio's hdemucs_high_trained.pt, or random / random-small (default random)")
-    ap.add_argument("--segment", type=float, required=True, help="seconds of the graph's fixed input (at 44.1 kHz)")
-    ap.add_argument("-o", "--out", required=True, help="the .onnx file to write")
-    ap.add_argument("--fp16", action="store_true", help="weights stored as float16 (computed in float32)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of random models (default 0)")
-    a = ap.parse_args(argv)
-    def fail(msg): print(f"dfnb-export-onnx hdemucs: error: {msg}", file=sys.stderr); return 2
-    if not a.segment > 0 or int(a.segment * _RATE) < 1: return fail(f"--segment must be a positive number of seconds, got {a.segment}")
-    try: print(export_hdemucs(_model(a.model, a.seed), a.out, int(a.segment * _RATE), fp16_weights=a.fp16))
-    except (ValueError, OSError, RuntimeError) as e: return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    return 0
+def __getattr__(name: str):
+    "The names that moved to later chapters (`_MOVED`), imported from there with a DeprecationWarning (temporary)."
+    if name not in _MOVED: raise AttributeError(f"module 'dfnb.hdemucs' has no attribute {name!r}")
+    import importlib, warnings
+    warnings.warn(f"dfnb.hdemucs.{name} moved to {_MOVED[name]}.{name}: import it from there", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)

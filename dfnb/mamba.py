@@ -1,4 +1,6 @@
-"""Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a
+"""Mamba's selective state-space recurrence, from a readable loop to a fused CPU kernel and a streaming step.
+
+Mamba's selective state-space recurrence: a readable reference, a fused Numba CPU kernel with its own backward, a
 chunked torch form for GPUs, a one-frame `step` for streaming, and the `MambaBlock` / `Mamba` layers built on it.
 
 Docs: https://dfnb.github.io/dfnb/mamba_scan.html.md"""
@@ -18,13 +20,15 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['selective_scan', 'selective_scan_step', 'MambaBlock', 'RMSNorm', 'Mamba']
+__all__ = ['MAMBA_SSM_VERSION', 'causal_conv1d_ref', 'mamba_ssm_reference', 'mamba_ssm_why_absent', 'selective_scan',
+           'selective_scan_step', 'MambaBlock', 'RMSNorm', 'Mamba', 'FusedMambaStep']
 
 # %% ../nbs/10_mamba_scan.ipynb #0cc649f1
 import numba
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 from llvmlite import ir
+from fastcore.basics import patch
 
 # %% ../nbs/10_mamba_scan.ipynb #5a515a53
 def _shape_err(name, t, expected):
@@ -67,6 +71,100 @@ def _scan_ref(u, dt, A, B, C):
         h = dA[:, :, t] * h + dBu[:, :, t]
         ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
     return torch.stack(ys, dim=2), h
+
+# %% ../nbs/10_mamba_scan.ipynb #d30bd186
+MAMBA_SSM_VERSION = "2.3.2.post1"
+_SSI_MEMBER = "mamba_ssm/ops/selective_scan_interface.py"
+_ssi_state = {"mod": None, "why": None, "done": False}
+
+def _ssi_cache():
+    from pathlib import Path
+    return Path(os.environ.get("DFNB_MAMBA_SSM_CACHE") or Path(os.environ.get("DFNB_CACHE", Path.home() / ".cache" / "dfnb")) / "mamba_ssm")
+
+def _pip_download(*args) -> bool:
+    import subprocess, sys
+    env = dict(os.environ, MAMBA_SKIP_CUDA_BUILD="TRUE", CAUSAL_CONV1D_SKIP_CUDA_BUILD="TRUE")
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(_ssi_cache()), *args],
+                       capture_output=True, text=True, timeout=600, env=env)
+    if r.returncode: _ssi_state["why"] = f"pip download {' '.join(args)} failed: {(r.stderr or r.stdout).strip()[-300:]}"
+    return r.returncode == 0
+
+def _ssi_source():
+    "The file `_SSI_MEMBER` of the cached (or freshly downloaded) sdist, or None."
+    import tarfile
+    cache, v = _ssi_cache(), MAMBA_SSM_VERSION
+    dst = cache / f"selective_scan_interface_{v}.py"
+    if dst.is_file(): return dst
+    sdists = lambda: sorted(cache.glob(f"mamba_ssm-{v}.tar.gz"))
+    if not sdists():
+        if os.environ.get("DFNB_NO_DOWNLOAD"): _ssi_state["why"] = f"mamba_ssm=={v} sdist not in {cache.name}/ (DFNB_NO_DOWNLOAD set)"; return None
+        cache.mkdir(parents=True, exist_ok=True)
+        # --no-build-isolation: pip reads the sdist's metadata with the torch already installed (its setup.py imports torch)
+        if not _pip_download("--no-binary", ":all:", "--no-build-isolation", f"mamba_ssm=={v}") or not sdists(): return None
+    with tarfile.open(sdists()[0]) as tf:
+        m = next((m for m in tf.getmembers() if m.name.endswith(_SSI_MEMBER)), None)
+        if m is None: _ssi_state["why"] = f"{_SSI_MEMBER} not in {sdists()[0].name}"; return None
+        text = tf.extractfile(m).read()
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")                  # complete or absent: never a partial module
+    tmp.write_bytes(text); os.replace(tmp, dst)
+    return dst
+
+# %% ../nbs/10_mamba_scan.ipynb #9b15c1b4
+def _einops() -> bool:
+    "einops: installed, or its wheel from the cache put on sys.path."
+    import importlib.util, sys
+    if importlib.util.find_spec("einops"): return True
+    whl = lambda: sorted(_ssi_cache().glob("einops-*.whl"))
+    if not whl() and (os.environ.get("DFNB_NO_DOWNLOAD") or not _pip_download("--only-binary", ":all:", "einops")): return False
+    if not whl(): return False
+    sys.path.append(str(whl()[-1])); return True
+
+def causal_conv1d_ref(x, weight, bias=None, activation=None):
+    "Stand-in for causal-conv1d's CUDA op: depthwise conv over time, left-padded (output t sees inputs <= t), then SiLU."
+    y = F.conv1d(x, weight.unsqueeze(1), bias, padding=weight.shape[-1] - 1, groups=x.shape[1])[..., :x.shape[-1]]
+    return F.silu(y) if activation in ("silu", "swish") else y
+
+def _stand_ins() -> dict:
+    "Modules the file imports at its top (CUDA extension, causal-conv1d, Triton layer norm, amp decorators)."
+    import types
+    mods = {n: types.ModuleType(n) for n in ("selective_scan_cuda", "causal_conv1d", "causal_conv1d.cpp_functions", "mamba_ssm",
+                                              "mamba_ssm.utils", "mamba_ssm.utils.torch", "mamba_ssm.ops", "mamba_ssm.ops.triton",
+                                              "mamba_ssm.ops.triton.layer_norm")}
+    mods["causal_conv1d"].causal_conv1d_fn = causal_conv1d_ref
+    cf = mods["causal_conv1d.cpp_functions"]
+    cf.causal_conv1d_fwd_function = cf.causal_conv1d_bwd_function = cf.causal_conv1d_update_function = None
+    mods["mamba_ssm.utils.torch"].custom_fwd = mods["mamba_ssm.utils.torch"].custom_bwd = lambda f=None, **kw: f or (lambda g: g)
+    mods["mamba_ssm.ops.triton.layer_norm"]._layer_norm_fwd = None
+    return mods
+
+# %% ../nbs/10_mamba_scan.ipynb #b1843824
+def mamba_ssm_reference():
+    "mamba_ssm's `selective_scan_interface` module (CUDA imports stood in), or None (`mamba_ssm_why_absent()` says why)."
+    import importlib.util, sys
+    if _ssi_state["done"]: return _ssi_state["mod"]
+    _ssi_state["done"] = True
+    try:
+        src = _ssi_source()
+        if src is None or not _einops():
+            _ssi_state["why"] = _ssi_state["why"] or "einops unavailable"; return None
+        mods = _stand_ins(); saved = {n: sys.modules.get(n) for n in mods}
+        sys.modules.update(mods)
+        try:
+            spec = importlib.util.spec_from_file_location("mamba_ssm_selective_scan_interface_ref", src)
+            mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+        finally:
+            for n, m in saved.items():
+                if m is None: sys.modules.pop(n, None)
+                else: sys.modules[n] = m
+        mod.selective_scan_fn = mod.selective_scan_ref      # what mamba_inner_ref calls: the CUDA op's torch definition
+        _ssi_state["mod"] = mod
+    except Exception as e:
+        _ssi_state["why"] = f"loading {_SSI_MEMBER} failed ({type(e).__name__}: {e})"
+    return _ssi_state["mod"]
+
+def mamba_ssm_why_absent() -> str:
+    "Why `mamba_ssm_reference()` returned None ('' if it did not)."
+    return _ssi_state["why"] or ""
 
 # %% ../nbs/10_mamba_scan.ipynb #6a712330
 @intrinsic
@@ -362,6 +460,7 @@ def _np(t, n=None, dtype=None):
     if t is None: return np.zeros(n, dtype)
     return t.detach().contiguous().numpy()
 
+# %% ../nbs/10_mamba_scan.ipynb #aee0f84d
 class _NumbaScan(torch.autograd.Function):
     "(u, delta, A, B, C[, D, z, delta_bias, softplus]) -> (out, last state), element-wise work inside the kernels."
     @staticmethod
@@ -550,47 +649,52 @@ class MambaBlock(nn.Module):
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.linear(dt, self.dt_proj.weight), B, C
 
-    def forward(self, x: Tensor, state=None):
-        """x: [batch, L, d_model] -> [batch, L, d_model]. With `state` (from `init_state`, or the previous chunk's) the
-        sequence continues a stream: returns `(y, new_state)`, and chunks equal one run over the whole stream."""
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"MambaBlock: `x` has shape {tuple(x.shape)}, expected [batch, L, d_model={self.d_model}]")
-        L = x.shape[1]
-        xs, z = self.in_proj(x).chunk(2, dim=-1)                              # [b, L, d_inner] each
-        xs = xs.transpose(1, 2)
-        if state is not None: xs = torch.cat([state[0].to(xs.dtype), xs], -1)   # the conv's last d_conv-1 inputs first
-        K = xs.shape[-1] - L                                                  # 0, or d_conv - 1 with a state
-        u = F.silu(self.conv1d(xs)[..., K:K + L])                             # causal: output t sees inputs <= t
-        dt, B, C = self._ssm_inputs(u.transpose(1, 2))
-        A = -torch.exp(self.A_log.float())
-        args = (u, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float())
-        kw = dict(z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend)
-        if state is None: return self.out_proj(selective_scan(*args, **kw).transpose(1, 2))
-        y, last = selective_scan(*args, **kw, return_last_state=True)
-        y, last = _from_state(y, last, state[1], args, kw)
-        return self.out_proj(y.transpose(1, 2)), (xs[..., xs.shape[-1] - (self.d_conv - 1):], last)
+# %% ../nbs/10_mamba_scan.ipynb #566dc3a6
+@patch
+def forward(self: MambaBlock, x: Tensor, state=None):
+    """x: [batch, L, d_model] -> [batch, L, d_model]. With `state` (from `init_state`, or the previous chunk's) the
+    sequence continues a stream: returns `(y, new_state)`, and chunks equal one run over the whole stream."""
+    if x.dim() != 3 or x.shape[-1] != self.d_model:
+        raise ValueError(f"MambaBlock: `x` has shape {tuple(x.shape)}, expected [batch, L, d_model={self.d_model}]")
+    L = x.shape[1]
+    xs, z = self.in_proj(x).chunk(2, dim=-1)                              # [b, L, d_inner] each
+    xs = xs.transpose(1, 2)
+    if state is not None: xs = torch.cat([state[0].to(xs.dtype), xs], -1)   # the conv's last d_conv-1 inputs first
+    K = xs.shape[-1] - L                                                  # 0, or d_conv - 1 with a state
+    u = F.silu(self.conv1d(xs)[..., K:K + L])                             # causal: output t sees inputs <= t
+    dt, B, C = self._ssm_inputs(u.transpose(1, 2))
+    A = -torch.exp(self.A_log.float())
+    args = (u, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float())
+    kw = dict(z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend)
+    if state is None: return self.out_proj(selective_scan(*args, **kw).transpose(1, 2))
+    y, last = selective_scan(*args, **kw, return_last_state=True)
+    y, last = _from_state(y, last, state[1], args, kw)
+    return self.out_proj(y.transpose(1, 2)), (xs[..., xs.shape[-1] - (self.d_conv - 1):], last)
 
-    def init_state(self, batch: int, device=None, dtype=None):
-        "Zero state: (conv_state [batch, d_inner, d_conv-1], ssm_state [batch, d_inner, d_state])."
-        p = self.in_proj.weight
-        fk = dict(device=device or p.device, dtype=dtype or p.dtype)
-        return (torch.zeros(batch, self.d_inner, self.d_conv - 1, **fk), torch.zeros(batch, self.d_inner, self.d_state, **fk))
+# %% ../nbs/10_mamba_scan.ipynb #9138104b
+@patch
+def init_state(self: MambaBlock, batch: int, device=None, dtype=None):
+    "Zero state: (conv_state [batch, d_inner, d_conv-1], ssm_state [batch, d_inner, d_state])."
+    p = self.in_proj.weight
+    fk = dict(device=device or p.device, dtype=dtype or p.dtype)
+    return (torch.zeros(batch, self.d_inner, self.d_conv - 1, **fk), torch.zeros(batch, self.d_inner, self.d_state, **fk))
 
-    def step(self, x_t: Tensor, state):
-        "One frame: x_t [batch, d_model], state from `init_state` -> (y_t [batch, d_model], new state)."
-        conv_state, ssm_state = state
-        if not torch.jit.is_tracing() and (x_t.dim() != 2 or x_t.shape[-1] != self.d_model):
-            raise ValueError(f"MambaBlock.step: `x_t` has shape {tuple(x_t.shape)}, expected [batch, d_model={self.d_model}]")
-        xs, z = self.in_proj(x_t).chunk(2, dim=-1)
-        window = torch.cat([conv_state, xs.unsqueeze(-1)], dim=-1)            # [b, d_inner, d_conv]
-        xs = (window * self.conv1d.weight[:, 0]).sum(-1)
-        if self.conv1d.bias is not None: xs = xs + self.conv1d.bias
-        xs = F.silu(xs)
-        dt, B, C = self._ssm_inputs(xs)
-        A = -torch.exp(self.A_log.float())
-        y, ssm_state = selective_scan_step(ssm_state, xs, dt, A, B, C, self.D.float(), z_t=z,
-                                           delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
-        return self.out_proj(y), (window[..., 1:], ssm_state)
+@patch
+def step(self: MambaBlock, x_t: Tensor, state):
+    "One frame: x_t [batch, d_model], state from `init_state` -> (y_t [batch, d_model], new state)."
+    conv_state, ssm_state = state
+    if not torch.jit.is_tracing() and (x_t.dim() != 2 or x_t.shape[-1] != self.d_model):
+        raise ValueError(f"MambaBlock.step: `x_t` has shape {tuple(x_t.shape)}, expected [batch, d_model={self.d_model}]")
+    xs, z = self.in_proj(x_t).chunk(2, dim=-1)
+    window = torch.cat([conv_state, xs.unsqueeze(-1)], dim=-1)            # [b, d_inner, d_conv]
+    xs = (window * self.conv1d.weight[:, 0]).sum(-1)
+    if self.conv1d.bias is not None: xs = xs + self.conv1d.bias
+    xs = F.silu(xs)
+    dt, B, C = self._ssm_inputs(xs)
+    A = -torch.exp(self.A_log.float())
+    y, ssm_state = selective_scan_step(ssm_state, xs, dt, A, B, C, self.D.float(), z_t=z,
+                                       delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+    return self.out_proj(y), (window[..., 1:], ssm_state)
 
 # %% ../nbs/10_mamba_scan.ipynb #6417a80f
 class RMSNorm(nn.Module):
@@ -623,3 +727,64 @@ class Mamba(nn.Module):
     def step(self, x_t: Tensor, state):
         y, state = self.mixer.step(self.norm(x_t), state)
         return x_t + y, state
+
+# %% ../nbs/10_mamba_scan.ipynb #5d611096
+class FusedMambaStep(nn.Module):
+    "One `Mamba` layer, one frame, inference only: fp32 weights arranged for `x @ W`; `layout` 'frame' or 'row' (see above)."
+    def __init__(self, layer: Mamba, layout: str = "frame"):
+        super().__init__()
+        if not isinstance(layer, Mamba): raise TypeError(f"FusedMambaStep: expected a dfnb.mamba.Mamba layer, got {type(layer).__name__}")
+        if layout not in ("frame", "row"): raise ValueError(f"FusedMambaStep: layout must be 'frame' or 'row', got {layout!r}")
+        mx, norm = layer.mixer, layer.norm
+        self.row, self.di, self.R, self.N, self.d_conv = layout == "row", mx.d_inner, mx.dt_rank, mx.d_state, mx.d_conv
+        self.rms_eps = norm.eps if isinstance(norm, RMSNorm) else None
+        self.norm = None if isinstance(norm, (RMSNorm, nn.Identity)) else norm
+        A, conv_w, conv_b = -torch.exp(mx.A_log.float()), mx.conv1d.weight[:, 0].T, mx.conv1d.bias
+        if self.row and conv_b is not None: conv_w, conv_b = torch.cat([conv_w, conv_b[None]]), None   # bias: a tap on ones
+        w = dict(rms_w=norm.weight if isinstance(norm, RMSNorm) else None, w_in=mx.in_proj.weight.T, b_in=mx.in_proj.bias,
+                 conv_w=conv_w, conv_b=conv_b, w_x=mx.x_proj.weight.T, w_dt=mx.dt_proj.weight.T, b_dt=mx.dt_proj.bias,
+                 A=A.T.contiguous() if self.row else A, D=mx.D, w_out=mx.out_proj.weight.T, b_out=mx.out_proj.bias,
+                 ones=torch.ones(1, self.di) if self.row and mx.conv1d.bias is not None else None)
+        for k, v in w.items(): self.register_buffer(k, None if v is None else v.detach().float().clone())
+
+    def init_state(self, batch: int = 1, device=None, dtype=torch.float32):
+        "Zero (conv state, scan state) in this layout (batch must be 1 for 'row')."
+        z = lambda *s: torch.zeros(*s, device=device, dtype=dtype)
+        if self.row: return z(self.d_conv - 1, self.di), z(self.N, self.di)
+        return z(batch, self.d_conv - 1, self.di), z(batch, self.di, self.N)
+
+    def forward(self, x: Tensor, conv_state: Tensor, ssm: Tensor):
+        "`(x + mixer(norm(x)), new conv state, new scan state)` for one frame."
+        if self.rms_eps is not None: h = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.rms_eps) * self.rms_w
+        else: h = x if self.norm is None else self.norm(x)
+        return (self._row if self.row else self._frame)(x, h, conv_state, ssm)
+
+# %% ../nbs/10_mamba_scan.ipynb #dbef2b36
+@patch
+def _frame(self: FusedMambaStep, x, h, conv_state, ssm):
+    xz = h @ self.w_in
+    if self.b_in is not None: xz = xz + self.b_in
+    xs, z = xz.split(self.di, -1)
+    win = torch.cat([conv_state, xs[:, None]], 1)                          # [B, d_conv, d_inner]
+    u = (win * self.conv_w).sum(1)
+    u = F.silu(u + self.conv_b if self.conv_b is not None else u)
+    dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
+    dt = F.softplus(dt @ self.w_dt + self.b_dt)                            # [B, d_inner]
+    ssm = ssm * torch.exp(dt[..., None] * self.A) + (dt * u)[..., None] * Bt[:, None]
+    y = ((ssm @ Ct[..., None])[..., 0] + u * self.D) * F.silu(z)
+    y = y @ self.w_out
+    if self.b_out is not None: y = y + self.b_out
+    return x + y, win[:, 1:], ssm
+
+@patch
+def _row(self: FusedMambaStep, x, h, cs, ssm):
+    xz = h @ self.w_in if self.b_in is None else torch.addmm(self.b_in, h, self.w_in)
+    xs, z = xz.split(self.di, -1)
+    win = torch.cat([cs, xs] if self.ones is None else [cs, xs, self.ones], 0)  # [d_conv (+1), d_inner]
+    u = F.silu((win * self.conv_w).sum(0, keepdim=True))
+    dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
+    dt = F.softplus(torch.addmm(self.b_dt, dt, self.w_dt))                         # [1, d_inner]
+    ssm = ssm * torch.exp(dt * self.A) + Bt.reshape(-1, 1) * (dt * u)              # [N, d_inner]
+    y = (Ct @ ssm + u * self.D) * F.silu(z)
+    y = y @ self.w_out if self.b_out is None else torch.addmm(self.b_out, y, self.w_out)
+    return x + y, win[1:cs.shape[0] + 1], ssm

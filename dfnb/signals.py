@@ -1,4 +1,6 @@
-"""Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by
+"""Deterministic test signals: speech, sweeps and noises, mixed at a chosen SNR.
+
+Speech (eSpeak NG and a synthetic speech-like source), sweeps, noises, and mixing at a given SNR: deterministic by
 seed.
 
 `espeak` (eSpeak NG through its C library), `speech_like`, `chirp`, white/pink/brown noise, hum, babble and
@@ -49,6 +51,7 @@ lib.espeak_Synchronize()
 sys.stdout.buffer.write(native_sr.to_bytes(4, "little") + b"".join(chunks))
 '''
 
+# %% ../nbs/02_signals.ipynb #f65ca823
 @functools.lru_cache(maxsize=128)
 def _espeak_native(text: str, voice: str, speed: int, pitch: int) -> tuple[np.ndarray, int]:
     "int16 samples at eSpeak's native rate, synthesised in a fresh child process (eSpeak is not stateless)."

@@ -1,4 +1,6 @@
-"""How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline
+"""How DeepFilterNet sees sound: its STFT, ERB band energies and normalised complex features, equal to libDF.
+
+How DeepFilterNet sees sound: libDF's Vorbis-window STFT, ERB band energies and normalised complex features, offline
 (batched torch, differentiable) and streaming, equal to libDF.
 
 `DfParams` is the one owner of the front-end parameters (every model configuration extends it); `DfState` gives
@@ -18,8 +20,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MEAN_NORM_INIT', 'UNIT_NORM_INIT', 'BLOCK', 'norm_alpha', 'erb_widths', 'DfParams', 'vorbis_window', 'erb_fb',
-           'erb_inv_fb', 'pcm_to_float', 'analysis', 'synthesis', 'ema', 'mean_norm_init', 'unit_norm_init',
-           'erb_features', 'cplx_features', 'DfState', 'DfStream', 'plot_features']
+           'erb_inv_fb', 'pcm_to_float', 'analysis', 'synthesis', 'rdft_matrices', 'ema', 'mean_norm_init',
+           'unit_norm_init', 'erb_features', 'cplx_features', 'DfState', 'DfStream', 'plot_features']
 
 # %% ../nbs/00_stft_erb.ipynb #756b6093
 MEAN_NORM_INIT = (-60., -90.)      # libDF: initial ERB mean-norm state, linspace over the bands (dB)
@@ -210,6 +212,22 @@ def synthesis(spec, p: DfParams = DfParams()) -> torch.Tensor:
     "Inverse STFT as libDF: complex `[B, T, F]` (or `[T, F]`) -> audio `[B, T*hop]`, delayed by `p.delay` samples."
     return _synthesis(_check_spec(spec, p.nb_freqs), p)
 
+# %% ../nbs/00_stft_erb.ipynb #c04afea4
+def rdft_matrices(n: int, n1: int | None = None) -> dict:
+    """The three factors of a two-stage DFT of length `n = n1 * n2`, complex128: `w1 [n1, n1]` and `w2 [n2, n2]` (the
+    small DFT matrices, symmetric) and the twiddles `tw [n2, n1]` = W_n^(k2 n1). `n1` defaults to the largest divisor
+    of `n` that is <= sqrt(n). Laid out as `x.reshape(n2, n1)` (`x[n1 + N1 n2]`), `X = ((w2 @ x) * tw) @ w1` holds
+    `X[N2 k1 + k2]` at `[k2, k1]`."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"rdft_matrices: n must be a positive int, got {n!r}")
+    if n1 is None: n1 = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+    if isinstance(n1, bool) or not isinstance(n1, int) or n1 < 1 or n % n1:
+        raise ValueError(f"rdft_matrices: n1 must be a positive divisor of n={n}, got {n1!r}")
+    n2 = n // n1
+    def w(a, b, m):                                      # W_m^(a b) = exp(-2 pi i (a b mod m) / m)
+        ang = 2 * math.pi * (np.outer(np.arange(a), np.arange(b)) % m) / m
+        return torch.from_numpy(np.cos(ang) - 1j * np.sin(ang))
+    return {"n1": n1, "n2": n2, "w1": w(n1, n1, n1), "w2": w(n2, n2, n2), "tw": w(n2, n1, n)}
+
 # %% ../nbs/00_stft_erb.ipynb #c13fca33
 def _decay_matrix(a: float, K: int, dtype, device) -> torch.Tensor:
     "[K, K] lower-triangular L[k, j] = a**(k-j) for j <= k (powers <= 1: no overflow), else 0."
@@ -331,50 +349,58 @@ class DfStream:
     def _2d(x):
         return (x[None], True) if x.ndim == 1 else (x, False)
 
-    def analysis(self, hop) -> torch.Tensor:
-        "One hop `[B, hop]` (or `[hop]`) of audio -> one spectrum frame `[B, F]` (or `[F]`)."
-        x, squeeze = self._2d(_check_audio(hop, "hop", "[hop] or [B, hop]"))
-        if x.shape[-1] != self.p.hop_size: raise ValueError(f"hop: expected {self.p.hop_size} samples, got shape {tuple(hop.shape)}")
-        self._init(x)
-        buf = torch.cat([self._ana, x], -1)
-        self._ana = buf[:, self.p.hop_size:]
-        win, _, _ = _consts(self.p, x.dtype, x.device)
-        X = torch.fft.rfft(buf * win, dim=-1) * self.p.wnorm   # as libDF (offline folds wnorm into the window: same to ~1 ulp)
-        return X[0] if squeeze else X
+# %% ../nbs/00_stft_erb.ipynb #47b40c37
+@patch
+def analysis(self: DfStream, hop) -> torch.Tensor:
+    "One hop `[B, hop]` (or `[hop]`) of audio -> one spectrum frame `[B, F]` (or `[F]`)."
+    x, squeeze = self._2d(_check_audio(hop, "hop", "[hop] or [B, hop]"))
+    if x.shape[-1] != self.p.hop_size: raise ValueError(f"hop: expected {self.p.hop_size} samples, got shape {tuple(hop.shape)}")
+    self._init(x)
+    buf = torch.cat([self._ana, x], -1)
+    self._ana = buf[:, self.p.hop_size:]
+    win, _, _ = _consts(self.p, x.dtype, x.device)
+    X = torch.fft.rfft(buf * win, dim=-1) * self.p.wnorm   # as libDF (offline folds wnorm into the window: same to ~1 ulp)
+    return X[0] if squeeze else X
 
-    def _frame(self, frame, n_bins=None):
-        X = _as_tensor(frame, "frame")
-        X = _check_spec(X[None] if X.ndim == 1 else X, n_bins or self.p.nb_freqs, "frame")
-        if X.ndim != 2: raise ValueError(f"frame: expected shape [F] or [B, F], got {tuple(frame.shape)}")
-        self._init(X)
-        return X, _as_tensor(frame, "frame").ndim == 1
+# %% ../nbs/00_stft_erb.ipynb #a30ddac4
+@patch
+def _frame(self: DfStream, frame, n_bins=None):
+    X = _as_tensor(frame, "frame")
+    X = _check_spec(X[None] if X.ndim == 1 else X, n_bins or self.p.nb_freqs, "frame")
+    if X.ndim != 2: raise ValueError(f"frame: expected shape [F] or [B, F], got {tuple(frame.shape)}")
+    self._init(X)
+    return X, _as_tensor(frame, "frame").ndim == 1
 
-    def erb_features(self, frame) -> torch.Tensor:
-        "One frame `[B, F]` -> ERB features `[B, nb_erb]`, updating the mean-norm state."
-        X, squeeze = self._frame(frame)
-        e = _db(_band_power(X, self.p))
-        a = self.p.alpha
-        self._mu = a * self._mu + (1 - a) * e
-        out = (e - self._mu) / 40
-        return out[0] if squeeze else out
+@patch
+def erb_features(self: DfStream, frame) -> torch.Tensor:
+    "One frame `[B, F]` -> ERB features `[B, nb_erb]`, updating the mean-norm state."
+    X, squeeze = self._frame(frame)
+    e = _db(_band_power(X, self.p))
+    a = self.p.alpha
+    self._mu = a * self._mu + (1 - a) * e
+    out = (e - self._mu) / 40
+    return out[0] if squeeze else out
 
-    def cplx_features(self, frame) -> torch.Tensor:
-        "One frame `[B, F]` -> complex features `[B, nb_df]`, updating the unit-norm state."
-        X, squeeze = self._frame(frame)
-        Xd = X[:, : self.p.nb_df]; a = self.p.alpha
-        self._m = a * self._m + (1 - a) * _mag(Xd)
-        out = Xd * self._m.rsqrt()
-        return out[0] if squeeze else out
+@patch
+def cplx_features(self: DfStream, frame) -> torch.Tensor:
+    "One frame `[B, F]` -> complex features `[B, nb_df]`, updating the unit-norm state."
+    X, squeeze = self._frame(frame)
+    Xd = X[:, : self.p.nb_df]; a = self.p.alpha
+    self._m = a * self._m + (1 - a) * _mag(Xd)
+    out = Xd * self._m.rsqrt()
+    return out[0] if squeeze else out
 
-    def synthesis(self, frame) -> torch.Tensor:
-        "One (enhanced) frame `[B, F]` -> one hop `[B, hop]` of audio (delayed by `p.delay` samples overall)."
-        X, squeeze = self._frame(frame)
-        H, real = self.p.hop_size, self._syn.dtype
-        win, _, _ = _consts(self.p, real, X.device)
-        x = torch.fft.irfft(X, n=self.p.fft_size, dim=-1) * (self.p.fft_size * win)
-        out = x[:, :H] + self._syn[:, :H]
-        self._syn = torch.nn.functional.pad(self._syn[:, H:], (0, H)) + x[:, H:]
-        return out[0] if squeeze else out
+# %% ../nbs/00_stft_erb.ipynb #902b325b
+@patch
+def synthesis(self: DfStream, frame) -> torch.Tensor:
+    "One (enhanced) frame `[B, F]` -> one hop `[B, hop]` of audio (delayed by `p.delay` samples overall)."
+    X, squeeze = self._frame(frame)
+    H, real = self.p.hop_size, self._syn.dtype
+    win, _, _ = _consts(self.p, real, X.device)
+    x = torch.fft.irfft(X, n=self.p.fft_size, dim=-1) * (self.p.fft_size * win)
+    out = x[:, :H] + self._syn[:, :H]
+    self._syn = torch.nn.functional.pad(self._syn[:, H:], (0, H)) + x[:, H:]
+    return out[0] if squeeze else out
 
 # %% ../nbs/00_stft_erb.ipynb #ea27e6d0
 @patch

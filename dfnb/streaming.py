@@ -1,5 +1,7 @@
-"""`StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime,
-equal to offline enhancement and to the official runtime.
+"""Run an exported model one 10 ms hop at a time in ONNX Runtime.
+
+`StreamingEnhancer`: an exported model folder (`dfnb-export-onnx`) run one 10 ms hop at a time in ONNX Runtime, equal
+to offline enhancement and to the official runtime.
 
 `StreamingEnhancer(model_dir)` opens a folder written by `dfnb-export-onnx`, detects its state inputs (`<s>0`/`<s>1`
 pairs), and enhances 48 kHz audio one hop per `process_frame` call, or a whole signal with `process`.
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .stft_erb import pcm_to_float
-from .official import DfNet3Params
+from .official import DfNet3Params, atten_lim_gain
+from .cli import cli_error, cli_warn
 from .onnx_graph import ort_session, state_pairs, zero_states
 
 # %% ../nbs/42_streaming.ipynb #3b967281
@@ -56,16 +59,17 @@ class _BoundFull:
     @property
     def states(self) -> dict: return {n: v for n, v in self.views[self.k].items() if n not in ('y', 'lsnr')}
 
-    def run(self, x, atten_lim):
-        "One hop: `x [hop]` float32 -> (y copy, lsnr); raises `FloatingPointError` (states unchanged) on a non-finite value"
-        self.x[:] = x; self.al[:] = atten_lim
-        self.sess.run_with_iobinding(self.io[self.k])
-        new = self.views[1 - self.k]
-        with np.errstate(invalid='ignore'): ok = np.dot(self.arena[1 - self.k], self._zero) == 0
-        if not ok: raise FloatingPointError('full')
-        self.k = 1 - self.k
-        return new['y'].copy(), float(new['lsnr'][0])
-
+# %% ../nbs/42_streaming.ipynb #cb86226b
+@patch
+def run(self: _BoundFull, x, atten_lim):
+    "One hop: `x [hop]` float32 -> (y copy, lsnr); raises `FloatingPointError` (states unchanged) on a non-finite value"
+    self.x[:] = x; self.al[:] = atten_lim
+    self.sess.run_with_iobinding(self.io[self.k])
+    new = self.views[1 - self.k]
+    with np.errstate(invalid='ignore'): ok = np.dot(self.arena[1 - self.k], self._zero) == 0
+    if not ok: raise FloatingPointError('full')
+    self.k = 1 - self.k
+    return new['y'].copy(), float(new['lsnr'][0])
 
 # %% ../nbs/42_streaming.ipynb #e2b5e4b0
 _DSP_STATES = ('ana_mem0', 'erb_norm0', 'unit_norm0', 'spec_buf0', 'syn_mem0', 'step0')
@@ -86,8 +90,8 @@ class StreamingEnhancer:
         if miss: raise ValueError(f'model_dir: {d} has no {", ".join(miss)} (graph={graph!r}; the folder must hold them itself)')
         self.params = DfNet3Params.from_ini(d)                       # front end and lookahead
         self.graph, self.threads = graph, threads
-        self.hop = self.params.hop_size; L = self.params.conv_lookahead
-        self.delay = self.params.fft_size - self.hop + L * self.hop
+        self.hop = self.params.hop_size
+        self.delay = self.params.latency_samples                    # fft_size - hop_size + lookahead hops
         files = ({'full': d/'full.onnx'} if graph == 'full' else
                  {'front': d/'front.onnx', 'net': d/'combined.onnx', 'back': d/'back.onnx'})
         self.sessions = {k: ort_session(p, threads) for k, p in files.items()}
@@ -98,81 +102,6 @@ class StreamingEnhancer:
         self.nonfinite_samples = 0     # input samples that were NaN/inf and were replaced by 0
         self.state_resets = 0          # hops after which a state would have turned non-finite (the stream restarted)
         self.set_atten_lim(atten_lim_db); self.reset()
-
-    @property
-    def stateful(self) -> bool:
-        "Does the network carry state between hops (DFN3: `h0`; DFNet4: Mamba and conv states)?"
-        k = 'net' if 'net' in self.pairs else 'full'
-        return any(i not in _DSP_STATES for i in self.pairs[k])
-
-    def set_atten_lim(self, db: float | None):
-        "Limit the noise attenuation to `db` dB (None: unlimited)"
-        if db is not None and (isinstance(db, bool) or not isinstance(db, (int, float, np.integer, np.floating)) or not np.isfinite(db) or db < 0):
-            raise ValueError(f'atten_lim_db: expected a finite number of dB >= 0 or None, got {db!r}')
-        self.atten_lim = np.array([0.0 if not db else 10 ** (-float(db) / 20)], np.float32)
-
-    @property
-    def states(self) -> dict:
-        "`{graph: {state input name: current value}}` (read-only views while IOBinding is on)"
-        return {'full': self._bound.states} if self._bound is not None else self._states
-
-    def reset(self):
-        "Start a new stream: all states back to zero"
-        if self._bound is not None: self._bound.reset()
-        else: self._states = {k: zero_states(s) for k, s in self.sessions.items()}
-        self.lsnr = float('nan')
-        return self
-
-    def _run(self, k, feeds):
-        s = self.sessions[k]; st = self._states[k]
-        r = dict(zip(self.out_names[k], s.run(self.out_names[k], {**feeds, **st})))
-        new = {i: r[o] for i, o in self.pairs[k].items()}
-        if not all(np.isfinite(v.sum()) for v in new.values()): raise FloatingPointError(k)   # one pass each: a sum is
-        st.update(new)                                                                    # finite iff its terms are
-        return r
-
-    def process_frame(self, hop) -> np.ndarray:
-        """One hop of samples in (float, or integer PCM scaled as soundfile reads it), one hop out, lagging by `delay`
-        samples; sets `self.lsnr`. NaN/inf samples are replaced by 0 (and counted); a hop that would make a state
-        non-finite restarts the stream (`reset`, counted) and returns silence."""
-        x = pcm_to_float(hop, 'hop')
-        if x.shape != (self.hop,): raise ValueError(f'hop: expected shape ({self.hop},), got {x.shape}')
-        bad = ~np.isfinite(x) if not np.isfinite(x.sum()) else None          # one sum in the common case
-        if bad is not None and bad.any():
-            if not self.nonfinite_samples: warnings.warn(f'StreamingEnhancer: {int(bad.sum())} NaN/inf input samples replaced by 0 '
-                                                          '(further ones are only counted in .nonfinite_samples)', RuntimeWarning, stacklevel=2)
-            self.nonfinite_samples += int(bad.sum()); x = np.where(bad, np.float32(0), x)
-        try: return self._frame(np.ascontiguousarray(x, np.float32))
-        except FloatingPointError:
-            if not self.state_resets: warnings.warn('StreamingEnhancer: a hop would have made the stream state non-finite '
-                                                    '(input far outside [-1, 1]?); the stream was restarted', RuntimeWarning, stacklevel=2)
-            self.state_resets += 1; self.reset()
-            return np.zeros(self.hop, np.float32)
-
-    def _frame(self, x):
-        if self._bound is not None:
-            y, self.lsnr = self._bound.run(x, self.atten_lim); return y
-        if self.graph == 'full':
-            r = self._run('full', {'x': x, 'atten_lim': self.atten_lim}); y = r['y']; lsnr = r['lsnr'][0]
-        else:
-            f = self._run('front', {'x': x})
-            n = self._run('net', {'feat_erb': f['feat_erb'], 'feat_spec': f['feat_spec']})
-            b = self._run('back', {'spec': f['spec'], 'm': n['m'], 'coefs': n['coefs'], 'atten_lim': self.atten_lim})
-            y = b['y']; lsnr = n['lsnr'].reshape(-1)[0]
-        if not np.isfinite(y.sum()): raise FloatingPointError('output')
-        self.lsnr = float(lsnr); return y
-
-    def process(self, audio: np.ndarray, align: bool = True) -> np.ndarray:
-        "Enhance a whole mono signal as a fresh stream; `align=True` removes the `delay` (output lines up with input)"
-        x = pcm_to_float(audio)
-        if x.ndim != 1: raise ValueError(f'audio: expected a mono signal of shape [N], got {x.shape}')
-        n = len(x); extra = self.delay if align else 0
-        xp = np.zeros(-(-(n + extra) // self.hop) * self.hop, np.float32); xp[:n] = x
-        self.reset()
-        y = np.concatenate([self.process_frame(f) for f in xp.reshape(-1, self.hop)])
-        return y[extra:extra + n]
-
-    def __repr__(self): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
 
 # %% ../nbs/42_streaming.ipynb #5c32595e
 @patch
@@ -195,6 +124,93 @@ def _check_contract(self: StreamingEnhancer, d: Path, stateless_ok: bool):
                          "a stateless sequence graph and would forget everything between hops; give the folder written by "
                          "dfnb-export-onnx (not its stateless/ copy), or pass stateless_ok=True to run it anyway")
 
+# %% ../nbs/42_streaming.ipynb #91ed9177
+@patch(as_prop=True)
+def stateful(self: StreamingEnhancer) -> bool:
+    "Does the network carry state between hops (DFN3: `h0`; DFNet4: Mamba and conv states)?"
+    k = 'net' if 'net' in self.pairs else 'full'
+    return any(i not in _DSP_STATES for i in self.pairs[k])
+
+@patch
+def set_atten_lim(self: StreamingEnhancer, db: float | None):
+    "Limit the noise attenuation to `db` dB (None or 0: unlimited), by DeepFilterNet's rule (`dfnb.official.atten_lim_gain`)"
+    g = atten_lim_gain(db)
+    self.atten_lim = np.array([0.0 if g is None else g], np.float32)
+
+# %% ../nbs/42_streaming.ipynb #5d9227a9
+@patch(as_prop=True)
+def states(self: StreamingEnhancer) -> dict:
+    "`{graph: {state input name: current value}}` (read-only views while IOBinding is on)"
+    return {'full': self._bound.states} if self._bound is not None else self._states
+
+@patch
+def reset(self: StreamingEnhancer):
+    "Start a new stream: all states back to zero"
+    if self._bound is not None: self._bound.reset()
+    else: self._states = {k: zero_states(s) for k, s in self.sessions.items()}
+    self.lsnr = float('nan')
+    return self
+
+# %% ../nbs/42_streaming.ipynb #8a42aa26
+@patch
+def _run(self: StreamingEnhancer, k, feeds):
+    s = self.sessions[k]; st = self._states[k]
+    r = dict(zip(self.out_names[k], s.run(self.out_names[k], {**feeds, **st})))
+    new = {i: r[o] for i, o in self.pairs[k].items()}
+    if not all(np.isfinite(v.sum()) for v in new.values()): raise FloatingPointError(k)   # one pass each: a sum is
+    st.update(new)                                                                    # finite iff its terms are
+    return r
+
+# %% ../nbs/42_streaming.ipynb #63009887
+@patch
+def process_frame(self: StreamingEnhancer, hop) -> np.ndarray:
+    """One hop of samples in (float, or integer PCM scaled as soundfile reads it), one hop out, lagging by `delay`
+    samples; sets `self.lsnr`. NaN/inf samples are replaced by 0 (and counted); a hop that would make a state
+    non-finite restarts the stream (`reset`, counted) and returns silence."""
+    x = pcm_to_float(hop, 'hop')
+    if x.shape != (self.hop,): raise ValueError(f'hop: expected shape ({self.hop},), got {x.shape}')
+    bad = ~np.isfinite(x) if not np.isfinite(x.sum()) else None          # one sum in the common case
+    if bad is not None and bad.any():
+        if not self.nonfinite_samples: warnings.warn(f'StreamingEnhancer: {int(bad.sum())} NaN/inf input samples replaced by 0 '
+                                                      '(further ones are only counted in .nonfinite_samples)', RuntimeWarning, stacklevel=2)
+        self.nonfinite_samples += int(bad.sum()); x = np.where(bad, np.float32(0), x)
+    try: return self._frame(np.ascontiguousarray(x, np.float32))
+    except FloatingPointError:
+        if not self.state_resets: warnings.warn('StreamingEnhancer: a hop would have made the stream state non-finite '
+                                                '(input far outside [-1, 1]?); the stream was restarted', RuntimeWarning, stacklevel=2)
+        self.state_resets += 1; self.reset()
+        return np.zeros(self.hop, np.float32)
+
+# %% ../nbs/42_streaming.ipynb #2bd705ad
+@patch
+def _frame(self: StreamingEnhancer, x):
+    if self._bound is not None:
+        y, self.lsnr = self._bound.run(x, self.atten_lim); return y
+    if self.graph == 'full':
+        r = self._run('full', {'x': x, 'atten_lim': self.atten_lim}); y = r['y']; lsnr = r['lsnr'][0]
+    else:
+        f = self._run('front', {'x': x})
+        n = self._run('net', {'feat_erb': f['feat_erb'], 'feat_spec': f['feat_spec']})
+        b = self._run('back', {'spec': f['spec'], 'm': n['m'], 'coefs': n['coefs'], 'atten_lim': self.atten_lim})
+        y = b['y']; lsnr = n['lsnr'].reshape(-1)[0]
+    if not np.isfinite(y.sum()): raise FloatingPointError('output')
+    self.lsnr = float(lsnr); return y
+
+# %% ../nbs/42_streaming.ipynb #0a8110c1
+@patch
+def process(self: StreamingEnhancer, audio: np.ndarray, align: bool = True) -> np.ndarray:
+    "Enhance a whole mono signal as a fresh stream; `align=True` removes the `delay` (output lines up with input)"
+    x = pcm_to_float(audio)
+    if x.ndim != 1: raise ValueError(f'audio: expected a mono signal of shape [N], got {x.shape}')
+    n = len(x); extra = self.delay if align else 0
+    xp = np.zeros(-(-(n + extra) // self.hop) * self.hop, np.float32); xp[:n] = x
+    self.reset()
+    y = np.concatenate([self.process_frame(f) for f in xp.reshape(-1, self.hop)])
+    return y[extra:extra + n]
+
+@patch
+def __repr__(self: StreamingEnhancer): return f'StreamingEnhancer(graph={self.graph!r}, stateful={self.stateful}, delay={self.delay})'
+
 # %% ../nbs/42_streaming.ipynb #fa61e3ba
 _PCM = {"s16": (np.int16, 32768.0), "f32": (np.float32, 1.0)}
 
@@ -211,6 +227,7 @@ def _default_model_dir() -> Path:
         except OSError: shutil.rmtree(tmp, ignore_errors=True)      # another process was first
     return d
 
+# %% ../nbs/42_streaming.ipynb #f7be54f5
 class _PipeEnhancer:
     "Channels x `StreamingEnhancer` with resampling both ways and the alignment bookkeeping of `dfnb-stream`."
     def __init__(self, model_dir, rate: int, channels: int, align: bool = True, atten_lim_db=None):
@@ -250,9 +267,8 @@ class _PipeEnhancer:
         return y
 
 # %% ../nbs/42_streaming.ipynb #ecb92d12
-def stream_cli(argv=None) -> int:
-    "The `dfnb-stream` command: raw PCM on stdin -> enhanced raw PCM on stdout, hop by hop, constant memory."
-    import argparse, sys
+def _stream_parser():
+    import argparse
     ap = argparse.ArgumentParser(prog="dfnb-stream", description="Enhance raw PCM from stdin to stdout in real time "
                                  "(stateful ONNX, one 10 ms hop at a time).")
     ap.add_argument("--rate", type=int, default=48000, help="sample rate of the PCM (default 48000; others are resampled)")
@@ -263,17 +279,13 @@ def stream_cli(argv=None) -> int:
     ap.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                     help="hold back the stream's latency so that the output lines up with the input (default)")
     ap.add_argument("--block", type=int, default=4800, help="frames read from stdin at a time (default 4800)")
-    a = ap.parse_args(argv)
-    if not 8000 <= a.rate <= 384000: ap.error(f"--rate: expected 8000..384000 Hz, got {a.rate}")
-    if not 1 <= a.channels <= 64: ap.error(f"--channels: expected 1..64, got {a.channels}")
-    if a.atten_lim is not None and not (np.isfinite(a.atten_lim) and a.atten_lim >= 0): ap.error("--atten-lim: expected >= 0 dB")
-    if a.block < 1: ap.error("--block: expected >= 1")
-    err = lambda m: print(f"dfnb-stream: error: {m}", file=sys.stderr)
-    try: pe = _PipeEnhancer(a.model_dir or _default_model_dir(), a.rate, a.channels, a.align, a.atten_lim)
-    except (ValueError, OSError) as e: err(str(e).splitlines()[0]); return 2
+    return ap
+
+def _pump(pe, a, fin, fout) -> int:
+    "Read PCM blocks from `fin`, write what `pe` enhances to `fout`; 130 on Ctrl-C, 0 when `fout`'s reader goes away."
+    import sys
     dtype, scale = _PCM[a.format]
     width = np.dtype(dtype).itemsize * a.channels
-    fin, fout = sys.stdin.buffer, sys.stdout.buffer
     def emit(y):
         if a.format == "s16": y = np.clip(np.round(y * scale), -32768, 32767)
         fout.write(np.ascontiguousarray(y, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()); fout.flush()
@@ -285,11 +297,24 @@ def stream_cli(argv=None) -> int:
             data = rest + data; k = len(data) // width * width; rest = data[k:]
             x = np.frombuffer(data[:k], dtype=np.dtype(dtype).newbyteorder("<")).reshape(-1, a.channels)
             emit(pe.push(x.astype(np.float32) / scale))
-        if rest: print(f"dfnb-stream: warning: {len(rest)} trailing bytes (less than one frame) dropped", file=sys.stderr)
+        if rest: cli_warn("dfnb-stream", f"{len(rest)} trailing bytes (less than one frame) dropped")
         emit(pe.push(np.zeros((0, a.channels), np.float32), last=True))
     except KeyboardInterrupt: return 130
     except BrokenPipeError:                                      # the reader went away: stop quietly, as cat does
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # (Python's documented idiom for SIGPIPE)
-        return 0
     return 0
+
+# %% ../nbs/42_streaming.ipynb #34db1e23
+def stream_cli(argv=None) -> int:
+    "The `dfnb-stream` command: raw PCM on stdin -> enhanced raw PCM on stdout, hop by hop, constant memory."
+    import sys
+    ap = _stream_parser(); a = ap.parse_args(argv)
+    if not 8000 <= a.rate <= 384000: ap.error(f"--rate: expected 8000..384000 Hz, got {a.rate}")
+    if not 1 <= a.channels <= 64: ap.error(f"--channels: expected 1..64, got {a.channels}")
+    try: atten_lim_gain(a.atten_lim)
+    except ValueError as e: ap.error(f"--atten-lim: {e}")
+    if a.block < 1: ap.error("--block: expected >= 1")
+    try: pe = _PipeEnhancer(a.model_dir or _default_model_dir(), a.rate, a.channels, a.align, a.atten_lim)
+    except (ValueError, OSError) as e: return cli_error("dfnb-stream")(e)
+    return _pump(pe, a, sys.stdin.buffer, sys.stdout.buffer)

@@ -1,7 +1,9 @@
-"""`dfnb-train --model-type dfnet4|dfnet4lite|dfnet3 dataset.cfg data_dir out_dir`: DeepFilterNet3's recipe (AdamW with
-AMSGrad, cosine learning rate with warm-up, a weight-decay schedule, batch-size scheduling, gradient clipping,
-skipped non-finite batches, early stopping), distillation from the official DFN3, optional GAN, ASR and QAT terms,
-checkpoints that resume bit-identically, and DDP under `torchrun`.
+"""`dfnb-train`: DeepFilterNet3's training recipe, for DFNet4, DFNet4Lite and DeepFilterNet3.
+
+`dfnb-train --model-type dfnet4|dfnet4lite|dfnet3 dataset.cfg data_dir out_dir`: DeepFilterNet3's recipe (AdamW with
+AMSGrad, cosine learning rate with warm-up, a weight-decay schedule, batch-size scheduling, gradient clipping, skipped
+non-finite batches, early stopping), distillation from the official DFN3, optional GAN, ASR and QAT terms, checkpoints
+that resume bit-identically, and DDP under `torchrun`.
 
 Docs: https://dfnb.github.io/dfnb/train.html.md"""
 
@@ -17,12 +19,13 @@ import torch.distributed as dist
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['DFN3_LOSS', 'MODEL_TYPES', 'TrainConfig', 'cosine_at', 'epoch_plan', 'schedule', 'epoch_batches', 'dist_info',
+__all__ = ['DFN3_LOSS', 'TRAINABLE_TYPES', 'TrainConfig', 'cosine_at', 'epoch_plan', 'schedule', 'epoch_batches', 'dist_info',
            'init_distributed', 'DistBatchNorm2d', 'convert_batchnorm', 'build_model', 'Trainer', 'package_checkpoint',
            'train_cli']
 
 # %% ../nbs/46_train.ipynb #511c288b
-from .checkpoint import atomic_file, save_model, load_model, model_class, _read
+from .checkpoint import atomic_file, save_model, load_model, model_class, _read, model_name, load_named
+from .cli import cli_error, cli_warn
 from .data import MixDataset, mix_collate, read_dataset_cfg
 from .distill import DistillationLoss, model_outputs
 from .losses import Loss
@@ -93,7 +96,7 @@ def from_ini(cls: TrainConfig, src=None, **overrides) -> TrainConfig:
                 if k in fields: kw[k] = _coerce(k, type(fields[k].default), v)
                 elif k in _DF_ONLY: ignored.append(k)
                 else: raise ValueError(f"train config: unknown key {k!r} in [{sec}]; known: {', '.join(fields)}")
-    if ignored: print(f"dfnb-train: ignoring DeepFilterNet-only settings: {', '.join(sorted(set(ignored)))}", file=sys.stderr)
+    if ignored: cli_warn("dfnb-train", f"ignoring DeepFilterNet-only settings: {', '.join(sorted(set(ignored)))}")
     bad = [k for k in overrides if k not in fields]
     if bad: raise ValueError(f"TrainConfig: unknown settings {bad}")
     return cls(**(kw | overrides))
@@ -161,11 +164,11 @@ def convert_batchnorm(model: nn.Module) -> nn.Module:
 # %% ../nbs/46_train.ipynb #c89a4cdf
 DFN3_LOSS = {"localsnrloss": {"factor": "1e-3"}, "maskloss": {"factor": "0"}, "spectralloss": {"factor_magnitude": "0"},
              "multiresspecloss": {"factor": "500", "factor_complex": "500", "gamma": "0.3", "fft_sizes": "256,512,1024,2048"}}
-MODEL_TYPES = ("dfnet4", "dfnet4lite", "dfnet3")
+TRAINABLE_TYPES = ("dfnet4", "dfnet4lite", "dfnet3")   # checkpoint model types dfnb-train builds
 
 def build_model(model_type: str, model_config: dict | None = None) -> nn.Module:
     "A fresh model of `model_type` (`dfnet4`, `dfnet4lite`, `dfnet3`), `model_config` overriding its preset."
-    if model_type not in MODEL_TYPES: raise ValueError(f"--model-type must be one of {MODEL_TYPES}, got {model_type!r}")
+    if model_type not in TRAINABLE_TYPES: raise ValueError(f"--model-type must be one of {TRAINABLE_TYPES}, got {model_type!r}")
     cls = model_class(model_type)
     if model_type == "dfnet3": return cls.from_model_config(cls().model_config() | dict(model_config or {}))
     return cls(**dict(model_config or {}))
@@ -191,8 +194,8 @@ class Trainer:
             from dfnb.quantize import prepare_qat
             self.base = prepare_qat(self.base)
         if self.world > 1: convert_batchnorm(self.base)
-        p = getattr(self.base, "config", None) or self.base.p
-        self.df_params = p
+        p = self.base.config
+        self.model_params = p                                   # the model's configuration (DfNet4Config, DfNet3Params)
         sections = loss_cfg if loss_cfg is not None else DFN3_LOSS
         self.loss = Loss.from_config(sections, p)
         if asr is not None: self.loss.asr = asr
@@ -212,18 +215,26 @@ class Trainer:
 # %% ../nbs/46_train.ipynb #b2d6a922
 @patch
 def _setup_data(self: Trainer, dataset_cfg, data_dir):
-    c = self.cfg; sr = self.df_params.sr
+    c = self.cfg; sr = self.model_params.sr
     self.train_ds = MixDataset(data_dir, dataset_cfg, "train", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed,
                                p_clean=c.p_clean, gain_range=tuple(c.speech_gain_db) or None)
     has_valid = bool(read_dataset_cfg(dataset_cfg)["valid"])
     self.valid_ds = (MixDataset(data_dir, dataset_cfg, "valid", sr, c.max_sample_len_s, p_reverb=c.p_reverb, seed=c.seed + 1)
                      if has_valid else None)
-    self.fp = self.df_params.df_params if hasattr(self.df_params, "df_params") else self.df_params
+    self.fp = self.model_params.df_params                        # the front end alone
     self.collate = mix_collate(self.fp)
     bs = c.batch_size_at(0)
     if len(self.train_ds) < bs: raise ValueError(f"the train split has {len(self.train_ds)} clips, fewer than one batch of {bs}")
     self.plan = epoch_plan(c, len(self.train_ds))
     self.total, self.warmup = schedule(c, self.plan)
+
+# %% ../nbs/46_train.ipynb #0dc8c09f
+@patch(as_prop=True)
+def df_params(self: Trainer):
+    "Deprecated: the model's configuration is `model_params` (it holds more than DeepFilterNet's `DfParams`)."
+    import warnings
+    warnings.warn("Trainer.df_params is deprecated: use Trainer.model_params", DeprecationWarning, stacklevel=2)
+    return self.model_params
 
 # %% ../nbs/46_train.ipynb #6284869d
 class _Net(nn.Module):
@@ -518,11 +529,12 @@ def package_checkpoint(run_dir, out, epoch: str = "best") -> Path:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dfnb-train", description="Train DfNet4 / DfNet4Lite / DfNet3 on a DeepFilterNet dataset.")
     ap.add_argument("dataset_cfg", type=Path); ap.add_argument("data_dir", type=Path); ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--model-type", default="dfnet4", choices=MODEL_TYPES)
+    ap.add_argument("--model-type", default="dfnet4", choices=TRAINABLE_TYPES)
     ap.add_argument("--model-config", default=None, help="JSON file or string of model overrides (DfNet4Config fields)")
     ap.add_argument("--config", type=Path, default=None, help="a DeepFilterNet config.ini: [train], [optim], [distortion], loss sections")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one TrainConfig setting (repeatable)")
-    ap.add_argument("--teacher", default=None, help="distil from 'dfnet3' (the official weights) or a dfnb checkpoint")
+    ap.add_argument("--teacher", default=None, help="distil from a model name ('dfnet3': the official weights; "
+                    "'dfnet4lite', 'dfnet4': dfnb's shipped models) or a dfnb checkpoint")
     ap.add_argument("--teacher-backend", default="auto", choices=("auto", "onnx", "torch"),
                     help="run the dfnet3 teacher in ONNX Runtime (auto on a CPU: the fastest) or torch")
     ap.add_argument("--alpha-kd", type=float, default=0.7)
@@ -549,16 +561,14 @@ def _json_arg(v):
     return json.loads(p.read_text() if p.is_file() else v)
 
 def _teacher(spec: str | None, backend: str = "auto", device: str = "cpu"):
-    "The teacher `--teacher` names: the official DFN3 (in ONNX Runtime on a CPU unless `backend='torch'`) or a checkpoint."
+    "The teacher `--teacher` names: the official DFN3 (in ONNX Runtime on a CPU unless `backend='torch'`), another model name, or a checkpoint."
     if spec is None: return None
-    if spec in ("dfnet3", "DeepFilterNet3"):
-        if backend == "onnx" or (backend == "auto" and str(device) == "cpu"):
-            from dfnb.official import OnnxDfNet3
-            return OnnxDfNet3()
-        from dfnb.dfnet3 import load_official_dfnet3
-        return load_official_dfnet3()
+    named = model_name(spec, "speech")                          # dfnb.checkpoint's table of names
+    if named is not None and named.name in ("dfnet3", "dfnet3-onnx"):
+        onnx = named.name == "dfnet3-onnx" or backend == "onnx" or (backend == "auto" and str(device) == "cpu")
+        return load_named("dfnet3-onnx" if onnx else "dfnet3", device)
     if backend == "onnx": raise ValueError("--teacher-backend onnx runs the official DFN3 only (--teacher dfnet3)")
-    return load_model(spec)
+    return load_named(named.name, device) if named is not None else load_model(spec)
 
 def _trainer_from_args(a, command: str) -> Trainer:
     sets = dict(kv.split("=", 1) for kv in a.set)
@@ -581,14 +591,14 @@ def _trainer_from_args(a, command: str) -> Trainer:
 def train_cli(argv=None) -> int:
     "The `dfnb-train` command."
     a = _parser().parse_args(argv)
-    err = lambda m: print(f"dfnb-train: error: {m}", file=sys.stderr)
+    fail = cli_error("dfnb-train")
     for p in (a.dataset_cfg,): 
-        if not p.is_file(): err(f"no dataset config {p}"); return 2
-    if not a.data_dir.is_dir(): err(f"no data directory {a.data_dir}"); return 2
+        if not p.is_file(): return fail(f"no dataset config {p}")
+    if not a.data_dir.is_dir(): return fail(f"no data directory {a.data_dir}")
     last = a.out_dir / "checkpoints" / "last.pt"
-    if a.resume and not last.is_file(): err(f"--resume: {last} does not exist (start without --resume)"); return 2
+    if a.resume and not last.is_file(): return fail(f"--resume: {last} does not exist (start without --resume)")
     if not a.resume and (a.out_dir / "log.jsonl").exists():
-        err(f"{a.out_dir} already holds a run: add --resume to continue it, or choose a new out_dir"); return 2
+        return fail(f"{a.out_dir} already holds a run: add --resume to continue it, or choose a new out_dir")
     rank, world = init_distributed(a.device)
     torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 1) // world))
     command = "dfnb-train " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -596,7 +606,7 @@ def train_cli(argv=None) -> int:
         t = _trainer_from_args(a, command)
         if a.resume: t.resume(last)
         t.fit(progress=not a.no_progress, stop_at=a.stop_at)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e: err(e); return 2
+    except (ValueError, FileNotFoundError, FloatingPointError) as e: return fail(e)
     finally:
         if dist.is_initialized():
             try: dist.barrier()                                 # every rank done (rank 0 may still be writing) before teardown

@@ -1,4 +1,6 @@
-"""`get_whisper_backend`: OpenAI's Whisper through openai-whisper (PyTorch) or mlx-whisper (MLX, also on a Linux CPU),
+"""Whisper's encoder as a differentiable feature extractor, on PyTorch or MLX.
+
+`get_whisper_backend`: OpenAI's Whisper through openai-whisper (PyTorch) or mlx-whisper (MLX, also on a Linux CPU),
 with the same log-mel front end, an encoder that takes any length up to 30 s, and gradients in both.
 
 Docs: https://dfnb.github.io/dfnb/whisper_adapter.html.md"""
@@ -176,6 +178,7 @@ def _pad_mel(mel, n: int, axis: int, xp):
     fill = xp.full(tuple(shape), float(mel.max()) - 2.0, dtype=mel.dtype)
     return (xp.cat if xp is torch else xp.concatenate)([mel, fill], axis)
 
+# %% ../nbs/29_whisper_adapter.ipynb #dc15bb6a
 class WhisperBackend:
     "A Whisper model behind one interface: `log_mel_spectrogram`, `embed_audio`, `decode`, and `encode` for losses."
     backend_name = ""
@@ -186,6 +189,7 @@ class WhisperBackend:
     def n_layers(self) -> int: return self.dims.n_audio_layer
     def __repr__(self): return f"{type(self).__name__}(n_audio_state={self.dims.n_audio_state}, n_audio_layer={self.n_layers})"
 
+# %% ../nbs/29_whisper_adapter.ipynb #a7983c24
 class TorchWhisperBackend(WhisperBackend):
     "openai-whisper: mel `[..., n_mels, T]` tensors."
     backend_name = "pytorch"
@@ -264,6 +268,7 @@ def _torch_model(model, download: bool, download_root):
                                 f"`python -c \"import whisper; whisper.load_model('{model}')\"` once) to fetch it, or give a checkpoint path")
     return whisper.load_model(str(model), device="cpu", download_root=None if download_root is None else str(download_root))
 
+# %% ../nbs/29_whisper_adapter.ipynb #7474bf9c
 def _mlx_model(model, download: bool, download_root):
     import mlx_whisper.whisper as mw
     if isinstance(model, mw.Whisper): return model
@@ -283,6 +288,11 @@ def _is_torch_whisper(m) -> bool:
         return isinstance(m, whisper.model.Whisper)
     except ImportError: return False
 
+# %% ../nbs/29_whisper_adapter.ipynb #82c9d526
+def _have(mod: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(mod) is not None
+
 def get_whisper_backend(model="base", backend: str = "auto", download: bool = False, download_root=None) -> WhisperBackend:
     """A Whisper backend. `model`: a name (`tiny`, `base.en`, ...) found in the local whisper cache, a checkpoint file
     (`.pt`), an MLX model folder (MLX only), or a model object. `backend`: `pytorch`, `mlx`, or `auto` (MLX on Apple
@@ -295,7 +305,3 @@ def get_whisper_backend(model="base", backend: str = "auto", download: bool = Fa
         return MlxWhisperBackend(_mlx_model(model, download, download_root))
     if not _have("whisper"): raise ImportError("the PyTorch backend needs openai-whisper: pip install 'dfnb[asr]'")
     return TorchWhisperBackend(_torch_model(model, download, download_root))
-
-def _have(mod: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(mod) is not None

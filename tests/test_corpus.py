@@ -2,7 +2,7 @@
 from dfnb-evaluate's set, that DeepFilterNet's own loader reads it, and its refusals."""
 import json
 import numpy as np, pytest
-from dfnb.corpus import make_corpus_cli, make_corpus, sentences, speech_clip, available_sources, ESPEAK_VOICES, SOURCES
+from dfnb.corpus import make_corpus_cli, make_corpus, sentences, speech_clip, available_sources, ESPEAK_VOICES, SYNTHESISERS, SOURCES
 from dfnb.data import Hdf5Clips, read_dataset_cfg
 from dfnb.evaluate import SENTENCES, VOICES
 
@@ -44,4 +44,4 @@ def test_refusals(tmp_path, capsys):
     assert make_corpus_cli([str(tmp_path / "b"), "--sources", "synth", "--real", "none", "--hold-out", "piper"]) == 2
     assert make_corpus_cli([str(tmp_path / "c"), "--sources", "synth", "--real", "none", "--minutes", "0"]) == 2
     assert not any((tmp_path / n).exists() for n in "abc")
-    assert set(SOURCES) == {"espeak", "piper", "flite", "synth"}
+    assert set(SYNTHESISERS) == {"espeak", "piper", "flite", "synth"} and SOURCES is SYNTHESISERS   # the old name stays

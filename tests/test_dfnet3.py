@@ -35,7 +35,7 @@ def test_parity_random_features(model, sessions, T):
 def _real_features(model, audio):
     from dfnb.stft_erb import DfState
     _, fe, fs = DfState(model.df_params).features(torch.from_numpy(np.asarray(audio, np.float32))[None])
-    la = model.p.conv_lookahead                                    # the shift DfNet3.forward applies before the encoder
+    la = model.config.conv_lookahead                                    # the shift DfNet3.forward applies before the encoder
     fe = torch.cat([fe[:, la:], torch.zeros_like(fe[:, :la])], 1)[:, None]            # [1, 1, T, 32]
     fs = torch.view_as_real(torch.cat([fs[:, la:], torch.zeros_like(fs[:, :la])], 1)).permute(0, 3, 1, 2)  # [1, 2, T, 96]
     return fe.contiguous(), fs.contiguous()

@@ -4,7 +4,7 @@ notebook in nbs/ appears exactly once, no entry names a notebook that does not e
 chapters follow their numbering."""
 import json, re
 from pathlib import Path
-import yaml
+import pytest, yaml
 
 NBS = Path(__file__).resolve().parents[1] / "nbs"
 
@@ -51,10 +51,38 @@ def test_quarto_reads_the_sidebar():
     assert "sidebar.yml" in yaml.safe_load((NBS / "_quarto.yml").read_text()).get("metadata-files", [])
 
 
-def _first_md(p):
-    return next("".join(c["source"]) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "markdown")
+def _title_cell(p):
+    "The notebook's title cell: its first markdown cell that starts with `# ` (where nbdev reads the page's frontmatter)."
+    return next("".join(c["source"]) for c in json.loads(p.read_text())["cells"]
+                if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("# "))
 
+def _subtitle_problem(md):
+    """What is wrong with a title cell's `> description`, or None. nbdev (fastcore's `md_frontmatter`) keeps only the
+    first `>` line as the page subtitle, and drops the whole title cell from the page, so a description must be one
+    line and nothing may follow it in that cell: longer text goes in the next cell (tagged `#| export`, it is also the
+    module docstring)."""
+    lines = md.strip().splitlines()
+    q = [i for i, l in enumerate(lines) if l.startswith(">")]
+    if not q: return "no `> description` line"
+    if len(q) > 1: return f"a `>` description of {len(q)} lines (the site shows only the first)"
+    if any(l.strip() for l in lines[q[0] + 1:]): return "text after the `>` description (nbdev drops it from the page)"
 
+@pytest.mark.parametrize("nb", _notebooks())
+def test_subtitle_is_one_line(nb):
+    problem = _subtitle_problem(_title_cell(NBS / nb))
+    assert problem is None, f"{nb}: {problem}"
+
+def test_subtitle_check_catches_multiline():
+    assert _subtitle_problem("# T\n\n> one line.") is None
+    assert "2 lines" in _subtitle_problem("# T\n\n> a long description that\n> goes on")
+    assert "after" in _subtitle_problem("# T\n\n> one line.\n\nA paragraph nbdev would drop.")
+    assert "no" in _subtitle_problem("# T")
+
+def test_module_docstrings_say_more_than_the_subtitle():
+    "nbdev lists a module in the package docstring only when its docstring has more than 3 lines (summary, Docs: link)."
+    from nbdev.config import _mod_docstr, _substantive
+    thin = sorted(p.name for p in (NBS.parent / "dfnb").glob("[!_]*.py") if not _substantive(_mod_docstr(p)))
+    assert not thin, f"module docstrings with only a summary line (tag a markdown cell `#| export`): {thin}"
 
 
 def test_no_doubled_backslashes_in_markdown():

@@ -1,6 +1,7 @@
-"""`dfnb.hdemucs` against torchaudio's own HDemucs (its `_hdemucs.py`, loaded from the torchaudio 2.11.0 wheel by
-`tests/_torchaudio_ref.py`) with the same seeded random weights: every layer's output and the stems, for each BLSTM
-framing regime, for mono-summed and silent input, in torch and in ONNX Runtime.
+"""`dfnb.hdemucs` (and its ONNX export, `dfnb.hdemucs_onnx`) against torchaudio's own HDemucs (its `_hdemucs.py`, read
+out of the torchaudio 2.11.0 wheel by `dfnb.hdemucs.torchaudio_hdemucs`) with the same seeded random weights: every
+layer's output and the stems, for each BLSTM framing regime, for mono-summed and silent input, in torch and in ONNX
+Runtime.
 
 Length classes. The BLSTMs frame inputs longer than 200 steps; with `hdemucs_high` at 44.1 kHz the first LSTM layer
 sees one step per hop of 1024 samples (framed above 4.64 s) and the second one step per 2048 (framed above 9.29 s).
@@ -12,11 +13,12 @@ Goals: >= 100 dB SNR per stem in float32 torch (each stem ~1e5 times its error: 
 over ~50 layers), >= 80 dB in ONNX Runtime (which fuses and reorders float32 arithmetic)."""
 import contextlib, os
 import pytest, torch
-from dfnb.hdemucs import HDemucs, hdemucs_high, from_torchaudio, load_torchaudio_checkpoint, export_hdemucs, SOURCES
+from dfnb.hdemucs import HDemucs, hdemucs_high, from_torchaudio, load_torchaudio_checkpoint, SOURCES, torchaudio_hdemucs
+from dfnb.hdemucs import torchaudio_absent_reason as why_absent
+from dfnb.hdemucs_onnx import export_hdemucs
 from dfnb.metrics import snr
 from dfnb.parity import capture, compare
 from dfnb.onnx_graph import ort_session
-from _torchaudio_ref import torchaudio_hdemucs, why_absent
 
 SMALL = dict(channels=8, nfft=256, depth=4, dconv_lstm=2, dconv_attn=2)
 HOP = 64

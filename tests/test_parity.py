@@ -1,7 +1,7 @@
 "Tests for dfnb.parity: locating a perturbed layer, hook hygiene, mapping errors, nested outputs, stats mode, ONNX."
 import copy, re
 import pytest, torch, torch.nn as nn
-from dfnb.parity import (capture, compare, test_parity, Capture, Stats, flatten, tensor_metrics, onnx_capture,
+from dfnb.parity import (capture, compare, check_parity, Capture, Stats, flatten, tensor_metrics, onnx_capture,
                          onnx_module_map, export_onnx, ParityReport)
 
 
@@ -41,14 +41,14 @@ def test_perturbed_layer_located(net_x, param, first):
     assert not rep.ok and rep.first_failure.name == first
     names = [r.name for r in rep.rows]
     assert all(r.ok for r in rep.rows[:names.index(first)])  # everything before it is exact
-    with pytest.raises(AssertionError, match=f"first failure: {re.escape(first)}"): test_parity(a, b)
+    with pytest.raises(AssertionError, match=f"first failure: {re.escape(first)}"): check_parity(a, b)
 
 
 def test_identical_runs_pass(net_x):
     net, x = net_x
     with capture(net) as a: net(x)
     with capture(net) as b: net(x)
-    rep = test_parity(a, b, atol=0, rtol=0)
+    rep = check_parity(a, b, atol=0, rtol=0)
     assert rep.ok and rep.first_failure is None and all(r.metrics["max_abs"] == 0 for r in rep.rows)
     assert "parity OK" in repr(rep) and "| layer |" in rep._repr_markdown_()
 
@@ -74,7 +74,7 @@ def test_mapping_errors_reported(net_x):
     assert not rep.ok and len(rep.errors) == 2
     assert any("decoder.3" in e and "never fired in a" in e for e in rep.errors)
     assert any("grü" in e and "never fired in b" in e for e in rep.errors)
-    with pytest.raises(AssertionError, match="mapping error"): test_parity(a, b, mapping={"nope": "lin"})
+    with pytest.raises(AssertionError, match="mapping error"): check_parity(a, b, mapping={"nope": "lin"})
     # regex rules: a rewritten name that never fired is an error too
     rep = compare(a, b, mapping=[(r"enc\.(\d)", r"encoder.\1"), (r"lin", "lin")])
     assert len(rep.errors) == 3 and rep["lin"].ok
@@ -179,7 +179,7 @@ def test_onnx_round_trip(tmp_path, dynamo):
     mp = onnx_module_map(p, ct)
     assert mp.exporter == ("dynamo" if dynamo else "torchscript")
     assert {"enc.0", "enc.1", "gru", "lin", ""} <= set(mp), dict(mp)
-    rep = test_parity(ct, co, mapping=mp, atol=1e-5, rtol=1e-4)
+    rep = check_parity(ct, co, mapping=mp, atol=1e-5, rtol=1e-4)
     assert len(rep.rows) >= 5
     # graph outputs are recorded under their own names
     torch.testing.assert_close(co["y"], m(x)[0], atol=1e-5, rtol=1e-4)
@@ -206,7 +206,7 @@ def test_onnx_reused_module_calls(tmp_path):
         p = export_onnx(m, (x,), tmp_path / f"t{dyn}.onnx", dynamo=dyn, input_names=["x"], output_names=["y"])
         mp = onnx_module_map(p, ct)
         assert {"lin", "lin#1", "act"} <= set(mp) and mp["lin"] != mp["lin#1"], (dyn, dict(mp))
-        test_parity(ct, onnx_capture(p, {"x": x}), mapping=mp, rtol=1e-4)
+        check_parity(ct, onnx_capture(p, {"x": x}), mapping=mp, rtol=1e-4)
 
 
 def test_stats_mode_on_complex_and_dict_outputs(net_x):
@@ -234,3 +234,12 @@ def test_report_plot_and_markdown(net_x):
     md = rep._repr_markdown_()
     assert "first failure: out" in md and md.count("\n| `") == len(rep.rows)
     assert isinstance(rep, ParityReport) and rep["out"].label == "out"
+
+
+def test_old_name_is_a_deprecated_alias(net_x):
+    "`test_parity` was check_parity's name: it still works, warns, and is not collected by pytest."
+    from dfnb import parity
+    net, x = net_x
+    with capture(net) as a: net(x)
+    with pytest.warns(DeprecationWarning, match="renamed check_parity"): rep = parity.test_parity(a, a)
+    assert rep.ok and parity.test_parity.__test__ is False

@@ -1,11 +1,16 @@
-"""`dfnb.hdemucs.separate` / `separate_file` / `dfnb-separate` / `dfnb-export-onnx hdemucs`: the splitting checked
+"""`dfnb.separate.separate` / `separate_file` / `dfnb-separate` / `dfnb-export-onnx hdemucs`: the splitting checked
 against a plain re-statement of demucs's `apply_model`, streaming against the in-memory result, and the command's flags."""
 import contextlib, io, random, tracemalloc
 import numpy as np, pytest, soundfile as sf, torch
 import torch.nn.functional as F
-from dfnb.hdemucs import HDemucs, SOURCES, separate, separate_file, separate_cli, export_cli, ort_runner, _SMALL
+from dfnb.checkpoint import MODEL_NAMES
+from dfnb.hdemucs import HDemucs, SOURCES
+from dfnb.hdemucs_onnx import ort_runner
+from dfnb.separate import separate, separate_file, separate_cli, export_cli
 from dfnb.metrics import snr
 from dfnb.onnx import export_cli as export_onnx_cli
+
+_SMALL = dict(MODEL_NAMES["random-small"].kwargs)    # the small untrained HDemucs that `-n random-small` names
 
 # ---- demucs's apply_model, restated as plainly as possible -------------------------------------------------------------
 def ref_apply(model, mix, seg, overlap, split=True, power=1.0):
@@ -109,17 +114,17 @@ def test_file_equals_memory(small, tmp_path):
 
 def test_memory_does_not_grow_with_length(tmp_path):
     "The largest read is one window, and the Python-heap peak (numpy blocks) is the same for 20 s and 60 s."
-    from dfnb import hdemucs
+    from dfnb import separate as sep
     peaks, reads = [], []
     for sec in (20, 60):
         _song(tmp_path / f"{sec}.wav", sec)
-        orig = hdemucs._FileWindow.__init__
+        orig = sep._FileWindow.__init__
         tracemalloc.start()
         ws = []
         def init(self, *a, **k): orig(self, *a, **k); ws.append(self)
-        hdemucs._FileWindow.__init__ = init
+        sep._FileWindow.__init__ = init
         try: separate_file(Echo(), tmp_path / f"{sec}.wav", tmp_path / f"o{sec}", segment=1.0, shifts=1, bits="float32")
-        finally: hdemucs._FileWindow.__init__ = orig
+        finally: sep._FileWindow.__init__ = orig
         peaks.append(tracemalloc.get_traced_memory()[1]); tracemalloc.stop(); reads.append(ws[0].max_read)
     assert reads == [44100, 44100]                                      # one 1 s window at a time
     assert peaks[1] < 1.3 * peaks[0], peaks                             # 3x the audio, not 3x the memory
