@@ -19,7 +19,7 @@ import onnx
 from onnx import helper
 
 # %% ../nbs/40_onnx_stateful.ipynb #dc54b760
-from .official import official_model_dir, DfNet3Params
+from .official import official_model_dir, DfNet3Params, atten_lim_mix
 from .stft_erb import (DfParams, vorbis_window, erb_widths, erb_fb, erb_inv_fb, mean_norm_init, unit_norm_init,
                            rdft_matrices)
 from .onnx_graph import (add_const, input_dims, tensor_info, prune, toposort, check_model, state_pairs,
@@ -245,7 +245,7 @@ def back(self: FrameDsp, spec, spec_buf0, m, coefs, syn_mem0, step0, atten_lim):
     c = coefs.reshape(self.nb_df, self.order, 2)                     # [Fdf, order, 2]
     y_df = deep_filter_ri(frames[:, :self.nb_df], c)                 # dfnb.blocks' one-frame deep filter
     y = torch.cat([y_df, y_hi[self.nb_df:]], 0)
-    y = (y * (1 - atten_lim) + xc * atten_lim) * valid
+    y = atten_lim_mix(xc, y, atten_lim) * valid          # dfnb.official: the one home of the mix
     t = self.irfft(y[:, 0], y[:, 1]) * self.win_s                    # [N]
     out = t[:self.hop] + syn_mem0
     return out, frames[1:], t[self.hop:], torch.clamp(step0 + 1, max=float(self.la)), valid
@@ -392,7 +392,6 @@ class DfNet4Step(nn.Module):
         return (g.reshape(1, 1, 1, -1), cf.reshape(1, 1, cf.shape[-3], -1), ls.reshape(1, 1, 1),
                 *[t for _, t in _flat(self.template, new)])
 
-
 # %% ../nbs/40_onnx_stateful.ipynb #ba1c12f9
 class DfNet4FullStep(nn.Module):
     """One hop, samples to samples, as one function written for a small ONNX graph: `FrameDsp.front_rows`, DFNet4's
@@ -441,7 +440,7 @@ def back_rows(self: FrameDsp, c, spec_buf0, gains, coefs, syn_mem0, step0, atten
     C2 = (self.dfK @ coefs).reshape(O, 2, 2, self.nb_df)                              # coefs [(O, 2), Fd] -> [O, d, s, Fd]
     y_df = (frames[..., :self.nb_df] * C2).sum((0, 2))                                # [2, Fd]
     y = xc * (gains.T @ self.erb_inv_hi) + F.pad(y_df, (0, self.F - self.nb_df))
-    y = (y + (xc - y) * atten_lim) * (step0 >= la).to(y.dtype)
+    y = atten_lim_mix(xc, y, atten_lim) * (step0 >= la).to(y.dtype)
     Y = (y.index_select(-1, self.herm_idx) * self.herm_s).reshape(2 * self.N2, self.N1)
     A = (self.fs1 @ Y).reshape(2, 1, self.N2, self.N1) * self.iT                  # [s, d, N2, N1]
     t = (self.iG @ A.transpose(-1, -2)).sum((0, 1)).reshape(-1) * self.win_s        # [N]: x[N2 n1 + n2]
@@ -475,13 +474,11 @@ def _dynamo_export(mod, args, ins, outs, opset: int, table=None) -> onnx.ModelPr
     _opt.fold_constants(prog.model); RemoveUnusedNodesPass()(prog.model)
     return prog.model_proto
 
-
 # %% ../nbs/40_onnx_stateful.ipynb #505c8028
 def _softplus(x, beta: float = 1.0, threshold: float = 20.0):
     "`aten.softplus` (beta 1, as `dfnb.mamba` uses it) as ONNX `Softplus`; the default translation adds a threshold branch"
     from onnxscript import opset18 as op
     return op.Softplus(x)
-
 
 # %% ../nbs/40_onnx_stateful.ipynb #874e061b
 def _export_full_step(step: DfNet4FullStep, opset: int = 18) -> onnx.ModelProto:
@@ -498,7 +495,6 @@ def _export_full_step(step: DfNet4FullStep, opset: int = 18) -> onnx.ModelProto:
             for n in g.node: n.input[:] = [want if i == old else i for i in n.input]
             g.node.append(helper.make_node('Identity', [want], [old], name=f'{want}_as_{old}'))
     return m
-
 
 # %% ../nbs/40_onnx_stateful.ipynb #6370cba7
 def export_dfnet4(model, out_dir, graphs=('combined', 'full'), opset: int = 18, full_graph: str = 'step') -> dict:

@@ -54,7 +54,7 @@ def test_parity_real_features(model, sessions, speech_mix, n):
 
 def test_parity_layer_by_layer(model, mdir, speech_mix):
     "dfnb.parity report for every sub-network: every torch module whose output the ONNX graph also has."
-    from dfnb.parity import capture, onnx_capture, onnx_module_map, test_parity
+    from dfnb.parity import capture, onnx_capture, onnx_module_map, check_parity
     fe, fs = _real_features(model, speech_mix[:48000])
     with torch.no_grad(), capture(model.enc, inputs=False) as ce: e0, e1, e2, e3, emb, c0, _ = model.enc(fe, fs)
     with torch.no_grad(), capture(model.erb_dec, inputs=False) as cm: model.erb_dec(emb, e3, e2, e1, e0)
@@ -66,7 +66,7 @@ def test_parity_layer_by_layer(model, mdir, speech_mix):
         oc = onnx_capture(mdir / f"{name}.onnx", feeds)
         mm = onnx_module_map(mdir / f"{name}.onnx", cap, model=mod)
         mapping = {k: v for k, v in mm.items() if k in cap and k != ""}   # official conv internals are named 0/1/3
-        rep = test_parity(cap, oc, mapping=mapping, atol=TOL, rtol=TOL)
+        rep = check_parity(cap, oc, mapping=mapping, atol=TOL, rtol=TOL)
         assert len(rep.rows) >= 5, (name, rep)
         print(name, rep)
 
