@@ -13,7 +13,7 @@ __all__ = ['TINY', 'DfNet4Config', 'migrate_config_from_dfnet3', 'tap_offsets', 
            'DfNet4Lite', 'FusedStep']
 
 # %% ../nbs/20_dfnet4.ipynb #2d662fb2
-import contextlib, copy, difflib, json
+import contextlib, difflib, json
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 import torch
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .stft_erb import DfParams, erb_widths, erb_inv_fb
 from .mamba import Mamba, MambaBlock, FusedMambaStep   # noqa: F401 (MambaBlock: the migration guide imports it from here)
-from .blocks import (add_encoder_convs, add_erb_unet, GroupedLinear, Conv2dNormAct, ConvTranspose2dNormAct, apply_erb_gains,
-                         deep_filter_ri, gains_and_filter, shift_frames, DeepFilterParams, FrameConv, fold_batchnorm,
+from .blocks import (add_encoder_convs, add_erb_unet, GroupedLinear, Conv2dNormAct, apply_erb_gains,
+                         deep_filter_ri, gains_and_filter, shift_frames, DeepFilterParams, FrameConv,
                          grouped_linear, stream_conv, FrameLinear, encode_convs, erb_unet, unflat_map)   # noqa: F401 (FrameConv: imported from here before it moved)
 from .official import read_config
 from .checkpoint import register_model_type, atomic_file
@@ -323,7 +323,7 @@ def df_params(self: DfNet4) -> DfParams:
     return self.config.df_params
 
 @patch(as_prop=True)
-def erb_inv_fb(self: DfNet4) -> Tensor:
+def erb_inv_fb(self: DfNet4) -> Tensor:   # noqa: F811 (@patch leaves the function erb_inv_fb bound here)
     "`[E, F]` inverse ERB filter bank (`dfnb.stft_erb.erb_inv_fb`), used to spread band gains over bins."
     if self._erb_inv_fb is None: self._erb_inv_fb = erb_inv_fb(erb_widths(*self.config._erb_args))
     return self._erb_inv_fb

@@ -201,7 +201,7 @@ def irfft(self: FrameDsp, re, im):
 @patch
 def _row_buffers(self: FrameDsp):
     "The matrices of `front_rows` / `back_rows` (the DFT factors of `rdft_matrices` for few nodes, the deep filter's `dfK`)."
-    N1, N2, N = self.N1, self.N2, self.N
+    N1, N = self.N1, self.N
     m = rdft_matrices(N); F1, F2, tw = (m[k].numpy() for k in ('w1', 'w2', 'tw'))
     st = lambda *a: np.stack(a)
     M = {(0, 0): F1.real, (0, 1): -F1.imag, (1, 0): F1.imag, (1, 1): F1.real}          # complex F1 as a real 2x2 block

@@ -351,7 +351,7 @@ class DfStream:
 
 # %% ../nbs/00_stft_erb.ipynb #47b40c37
 @patch
-def analysis(self: DfStream, hop) -> torch.Tensor:
+def analysis(self: DfStream, hop) -> torch.Tensor:   # noqa: F811 (a method: @patch leaves the function analysis bound here)
     "One hop `[B, hop]` (or `[hop]`) of audio -> one spectrum frame `[B, F]` (or `[F]`)."
     x, squeeze = self._2d(_check_audio(hop, "hop", "[hop] or [B, hop]"))
     if x.shape[-1] != self.p.hop_size: raise ValueError(f"hop: expected {self.p.hop_size} samples, got shape {tuple(hop.shape)}")
@@ -372,7 +372,7 @@ def _frame(self: DfStream, frame, n_bins=None):
     return X, _as_tensor(frame, "frame").ndim == 1
 
 @patch
-def erb_features(self: DfStream, frame) -> torch.Tensor:
+def erb_features(self: DfStream, frame) -> torch.Tensor:   # noqa: F811 (a method: @patch leaves the function erb_features bound here)
     "One frame `[B, F]` -> ERB features `[B, nb_erb]`, updating the mean-norm state."
     X, squeeze = self._frame(frame)
     e = _db(_band_power(X, self.p))
@@ -382,7 +382,7 @@ def erb_features(self: DfStream, frame) -> torch.Tensor:
     return out[0] if squeeze else out
 
 @patch
-def cplx_features(self: DfStream, frame) -> torch.Tensor:
+def cplx_features(self: DfStream, frame) -> torch.Tensor:   # noqa: F811 (a method: @patch leaves the function cplx_features bound here)
     "One frame `[B, F]` -> complex features `[B, nb_df]`, updating the unit-norm state."
     X, squeeze = self._frame(frame)
     Xd = X[:, : self.p.nb_df]; a = self.p.alpha
@@ -392,7 +392,7 @@ def cplx_features(self: DfStream, frame) -> torch.Tensor:
 
 # %% ../nbs/00_stft_erb.ipynb #902b325b
 @patch
-def synthesis(self: DfStream, frame) -> torch.Tensor:
+def synthesis(self: DfStream, frame) -> torch.Tensor:   # noqa: F811 (a method: @patch leaves the function synthesis bound here)
     "One (enhanced) frame `[B, F]` -> one hop `[B, hop]` of audio (delayed by `p.delay` samples overall)."
     X, squeeze = self._frame(frame)
     H, real = self.p.hop_size, self._syn.dtype
