@@ -44,18 +44,20 @@ class GroupedLinear(nn.Module):
     def extra_repr(self): return f"{self.input_size}, {self.hidden_size}, groups={self.groups}"
 
 # %% ../nbs/12_blocks.ipynb #d4b0e3ef
-def grouped_linear(x: Tensor, w: Tensor, layout: str = "seq") -> Tensor:
+def grouped_linear(x: Tensor, w: Tensor, layout: str = "seq", bias: Tensor | None = None) -> Tensor:
     """`x [..., I]` times the block-diagonal matrix of `w [G, I/G, H/G]` -> `[..., H]`: `GroupedLinear`'s map, written
     once for every time mode. `layout` only picks the ops a graph gets: "seq" any leading dims (one einsum), "frame"
     `[B, I]` (one batched matmul), "row" one frame of batch 1, `x` of any shape holding `I` values -> `[1, H]` (no
-    Reshape node before a plain matmul when `G = 1` and `x` is already a row)."""
+    Reshape node before a plain matmul when `G = 1` and `x` is already a row; with `bias` that is one Gemm)."""
     G = w.shape[0]
+    if layout == "row" and G == 1:                                     # a MatMul, or with `bias` one Gemm
+        r = x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1)
+        return r @ w[0] if bias is None else torch.addmm(bias, r, w[0])
+    if bias is not None: return grouped_linear(x, w, layout) + bias
     if layout == "seq": return torch.einsum("...gi,gih->...gh", x.unflatten(-1, (G, -1)), w).flatten(-2)
     if layout == "frame":
         return x @ w[0] if G == 1 else (x.unflatten(-1, (G, -1)).transpose(0, 1) @ w).transpose(0, 1).flatten(1)
-    if layout == "row":
-        if G > 1: return (x.reshape(G, 1, -1) @ w).reshape(1, -1)
-        return (x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1)) @ w[0]
+    if layout == "row": return (x.reshape(G, 1, -1) @ w).reshape(1, -1)
     raise ValueError(f"grouped_linear: layout must be 'seq', 'frame' or 'row', got {layout!r}")
 
 # %% ../nbs/12_blocks.ipynb #092be7a8
@@ -277,11 +279,7 @@ class FrameLinear(nn.Module):
         self.act, self.layout = act, layout
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.layout == "row" and self.b is not None and self.w.shape[0] == 1:   # one Gemm
-            y = torch.addmm(self.b, x if x.dim() == 2 and x.shape[0] == 1 else x.reshape(1, -1), self.w[0])
-        else:
-            y = grouped_linear(x, self.w, self.layout)
-            if self.b is not None: y = y + self.b
+        y = grouped_linear(x, self.w, self.layout, self.b)
         return y if self.act is None else self.act(y)
 
 # %% ../nbs/12_blocks.ipynb #f58a8ec0
